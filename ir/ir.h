@@ -77,10 +77,17 @@ typedef struct IrNode IrNode;
 typedef struct IrGraph IrGraph;
 typedef struct IrModule IrModule;
 
+/* A user-facing shape-rule failure: a stable id from E0310..E0349
+ * (docs/errors.md) and one line in the style
+ * "matmul: inner dimensions differ: f32[8,64,128] @ f32[256,128] (128 vs 256)". */
+typedef struct IrErr {
+  const char *id;
+  char msg[512];
+} IrErr;
+
 /* Shape rule: given n->op, n->in and n->attrs, computes the result dtype and
- * shape. On a mismatch returns false and writes one line into err, in the
- * style "matmul: inner dimensions differ: f32[8,64,128] @ f32[256,128] (128 vs 256)". */
-typedef bool (*IrInferFn)(const IrNode *n, CkDType *dtype, CkShape *shape, char *err, size_t errlen);
+ * shape. On a mismatch returns false and fills err. */
+typedef bool (*IrInferFn)(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err);
 
 typedef struct IrOpInfo {
   const char *name;
@@ -184,12 +191,11 @@ IrNode *ir_const_scalar(IrGraph *g, CkDType dt, double v, CkcLoc loc);
 IrNode *ir_const_fill(IrGraph *g, CkDType dt, const CkShape *s, double v, CkcLoc loc);
 IrNode *ir_const_data(IrGraph *g, CkDType dt, const CkShape *s, const void *data, CkcLoc loc);
 /* Any non-leaf op: checks arity and attributes and runs the shape rule. On a
- * user-facing mismatch returns NULL with the message in err. */
+ * user-facing mismatch returns NULL with err filled. */
 IrNode *ir_op(IrGraph *g, IrOp op, IrNode *const *in, int nin, const IrAttr *attrs, int nattrs,
-              const char *name, CkcLoc loc, char *err, size_t errlen);
+              const char *name, CkcLoc loc, IrErr *err);
 /* RESHAPE to a given shape (element counts must agree). */
-IrNode *ir_reshape(IrGraph *g, IrNode *x, const CkShape *s, const char *name, CkcLoc loc, char *err,
-                   size_t errlen);
+IrNode *ir_reshape(IrGraph *g, IrNode *x, const CkShape *s, const char *name, CkcLoc loc, IrErr *err);
 IrNode *ir_call(IrGraph *g, IrGraph *callee, const char *prefix, IrNode *const *in, int nin,
                 const char *name, CkcLoc loc);
 void ir_set_output(IrGraph *g, IrNode *n);
