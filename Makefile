@@ -6,7 +6,7 @@ BUILD   := build
 WARN    := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Werror
 OPT     ?= -O2 -g
-CPPFLAGS := -I. -I$(BUILD) -Irt-min
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -I$(BUILD) -Irt-min
 CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
 CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)

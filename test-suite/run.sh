@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# test-suite/run.sh - runs every test group and totals them. Each group prints
+# `PASS name` / `FAIL name` lines (the unit group prints Check's summary); a
+# group that exits nonzero without a FAIL line counts as one failure. Ends
+# with `N passed, N failed`. CKC_ONLY="unit golden" restricts the groups.
+set -u
+cd "$(dirname "$0")/.."
+export CKC="${CKC:-build/ckc}"
+export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
+export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
+export PY=/usr/bin/python3
+GROUPS_ALL="unit golden cli robust e2e parity"
+only="${CKC_ONLY:-$GROUPS_ALL}"
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+passed=0 failed=0
+failures=()
+
+run_group() { # name command...
+  local name=$1; shift
+  local log="$log_dir/$name.log"
+  echo "== $name"
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local p f
+  if [ "$name" = unit ]; then
+    # Check: "100%: Checks: 42, Failures: 0, Errors: 0"
+    local line; line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1)
+    cat "$log" | grep -vE '^[0-9]+%: Checks: ' | grep -E ':(F|E):' || true
+    echo "$line"
+    local n fl er
+    n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+    fl=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+    er=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+    n=${n:-0} fl=${fl:-0} er=${er:-0}
+    f=$((fl + er)); p=$((n - f))
+    if [ -z "$line" ]; then f=1; p=0; failures+=("unit: no Check summary (exit $rc)"); tail -n 20 "$log"; fi
+  else
+    grep -E '^(FAIL)' "$log" || true
+    p=$(grep -cE '^PASS' "$log"); f=$(grep -cE '^FAIL' "$log")
+    while IFS= read -r l; do failures+=("$name: $l"); done < <(grep -E '^FAIL' "$log")
+    echo "$p passed, $f failed"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1; failures+=("$name: exited $rc without a FAIL line"); tail -n 30 "$log"
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+for g in $only; do
+  case $g in
+    unit)   run_group unit "$CKC_UNIT" ;;
+    golden) run_group golden test-suite/golden/run.sh ;;
+    cli)    [ -x test-suite/cli/run.sh ] && run_group cli test-suite/cli/run.sh ;;
+    robust) run_group robust test-suite/robust/run.sh ;;
+    e2e)    [ -x test-suite/e2e/run.sh ] && run_group e2e test-suite/e2e/run.sh ;;
+    parity) for t in kernels ops_parity samples_parity; do
+              [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"
+            done ;;
+  esac
+done
+
+echo
+if ((${#failures[@]})); then
+  echo "failures:"
+  printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
