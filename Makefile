@@ -52,7 +52,7 @@ $(BUILD)/tools/embed: tools/embed.c
 $(BUILD)/rt-embed.c: $(BUILD)/tools/embed $(RT_FILES) $(STDLIB)
 	$(BUILD)/tools/embed $(RT_FILES) $(STDLIB) > $@
 $(BUILD)/rt-embed.o: $(BUILD)/rt-embed.c
-	$(CC) -std=c11 $(ALL_CFLAGS) -c $< -o $@
+	$(CC) -std=c11 $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 # rt-min is linked into ckc too (constant folding, tests): built as the C99 it is.
 $(BUILD)/rt-min/%.o: rt-min/%.c $(wildcard rt-min/*.h)
 	@mkdir -p $(@D)
