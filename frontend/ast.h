@@ -187,4 +187,20 @@ AstFile *ckc_parse(CkcArena *arena, CkcDiag *diag, int file);
 /* Debug printer used by the parser golden tests (one node per line, indented). */
 void ast_print(const AstFile *f, CkcBuf *out);
 
+/* Node constructors (frontend/ast.c), used by grammar/ckm.y: zeroed nodes in
+ * the arena with kind and location set. */
+AstExpr *ast_expr_new(CkcArena *a, AstExprKind kind, CkcLoc loc);
+AstExpr *ast_binary_new(CkcArena *a, AstBinOp op, AstExpr *lhs, AstExpr *rhs, CkcLoc loc);
+AstExpr *ast_unary_new(CkcArena *a, AstUnOp op, AstExpr *operand, CkcLoc loc);
+AstType *ast_type_new(CkcArena *a, const char *dtype, CkcLoc loc);
+AstStmt *ast_stmt_new(CkcArena *a, AstStmtKind kind, CkcLoc loc);
+AstMember *ast_member_new(CkcArena *a, AstMemberKind kind, CkcLoc loc);
+AstDecl *ast_decl_new(CkcArena *a, AstDeclKind kind, CkcLoc loc);
+AstField *ast_field_new(CkcArena *a, const char *name, CkcLoc loc);
+AstArg *ast_arg_new(CkcArena *a, const char *name, AstExpr *value, CkcLoc loc);
+AstTrainItem *ast_item_new(CkcArena *a, const char *key, AstExpr *value, CkcLoc loc);
+/* Source spelling of an operator: "+", "@", "&&", "-" (unary), "!". */
+const char *ast_binop_name(AstBinOp op);
+const char *ast_unop_name(AstUnOp op);
+
 #endif
