@@ -1,0 +1,110 @@
+/* rt-min/ck_model.h - what a generated project tells the generic runtime
+ * driver (rt-min/ck_main.c) about its model.
+ *
+ * The emitter writes <model>.c (the compute functions) and main.c, which is
+ * only descriptor tables and `return ck_main(argc, argv, &desc);`. Everything
+ * generic - sub-commands, file formats, data loading, the training loop,
+ * optimizers, schedules, checkpoints, run directories - lives in rt-min and is
+ * tested once, independently of any model. */
+#ifndef CK_MODEL_H
+#define CK_MODEL_H
+
+#include <stdint.h>
+
+#include "ck_io.h"
+
+enum { CK_INIT_ZEROS, CK_INIT_ONES, CK_INIT_CONSTANT, CK_INIT_NORMAL, CK_INIT_UNIFORM };
+
+typedef struct CkParamDesc {
+  const char *name;     /* dotted: "blocks.0.attn.c_attn.weight" */
+  int rank;
+  int64_t dims[8];
+  int64_t numel;
+  int64_t offset;       /* in floats, into the params blob (and the grads/moment blobs) */
+  int init;             /* CK_INIT_* */
+  float a, b;           /* normal: mean, std; uniform: low, high; constant: value */
+  int trainable;        /* has a gradient output in train_step */
+  int decay;            /* weight decay applies */
+} CkParamDesc;
+
+typedef struct CkTensorDesc {
+  const char *name;     /* "idx", "data.x" */
+  CkIoDType dtype;
+  int rank;
+  int64_t dims[8];
+  int64_t numel;
+} CkTensorDesc;
+
+/* Compute entry points written by the emitter. They return 0, or a nonzero
+ * code describing bad input data (see ck_model_error_text); they never read
+ * out of bounds. `arena` is caller-owned scratch of the stated size. */
+typedef int (*CkForwardFn)(const float *params, void *arena, const void *const *inputs, float *out);
+/* loss: *loss = the scalar loss; logits may be NULL (not wanted). */
+typedef int (*CkLossFn)(const float *params, void *arena, const void *x, const void *y, float *loss,
+                        float *logits);
+/* train_step: *loss as above; ACCUMULATES d loss / d param into grads (same
+ * layout as params; entries of non-trainable params untouched). */
+typedef int (*CkTrainStepFn)(const float *params, float *grads, void *arena, const void *x,
+                             const void *y, float *loss);
+
+enum { CK_DATA_NONE, CK_DATA_TOKENS, CK_DATA_IDX, CK_DATA_NPY };
+enum { CK_OPTIM_SGD, CK_OPTIM_ADAM, CK_OPTIM_ADAMW };
+enum { CK_SCHED_CONSTANT, CK_SCHED_LINEAR, CK_SCHED_COSINE, CK_SCHED_STEP };
+enum { CK_LOSS_CROSS_ENTROPY, CK_LOSS_MSE, CK_LOSS_BCE_WITH_LOGITS, CK_LOSS_OTHER };
+
+typedef struct CkDataDesc {
+  int kind;               /* CK_DATA_* */
+  const char *path;       /* tokens */
+  const char *x_path, *y_path;
+  CkIoDType file_dtype;   /* tokens: CK_IO_U8 or CK_IO_I32; */
+  int file_u16;           /* tokens stored as little-endian u16 */
+  int64_t batch, seq, vocab;
+  double val_fraction, scale;
+  CkTensorDesc x, y;      /* the tensors fed to loss/train_step (batch dim first) */
+} CkDataDesc;
+
+typedef struct CkTrainDesc {
+  CkDataDesc data, eval_data;
+  int loss_kind;          /* CK_LOSS_*; cross_entropy: eval reports accuracy from logits */
+  int optim;              /* CK_OPTIM_* */
+  double lr, momentum, dampening, beta1, beta2, eps, weight_decay, clip;
+  int nesterov;
+  int64_t accum;
+  int sched;              /* CK_SCHED_* */
+  int64_t warmup, step_size;
+  double min_lr, gamma;
+  int64_t steps, seed, checkpoint_every, eval_every, eval_batches, log_every;
+  CkLossFn loss;
+  CkTrainStepFn train_step;
+  int64_t loss_arena_bytes, train_arena_bytes;
+  int has_logits;
+  CkTensorDesc logits;
+} CkTrainDesc;
+
+typedef struct CkModelDesc {
+  const char *name;        /* "TinyGPT" */
+  const char *exe;         /* "tinygpt" */
+  const char *source;      /* "tiny_gpt.ckm" */
+  const char *source_digest; /* hex FNV-1a 64 of the source text (manifest) */
+  const char *ckc_version; /* "0.1.0" */
+  const char *target;      /* "c99" */
+  const char *flags;       /* the ckc flags that shaped the code, e.g. "-D B=16" ("" if none) */
+  int nparams;
+  const CkParamDesc *params;
+  int64_t params_floats;   /* size of the params blob in floats */
+  int ninputs;
+  const CkTensorDesc *inputs;
+  CkTensorDesc output;
+  CkForwardFn forward;
+  int64_t forward_arena_bytes;
+  const CkTrainDesc *train; /* NULL when the source has no train block */
+} CkModelDesc;
+
+/* Text for a nonzero code returned by a compute function. */
+const char *ck_model_error_text(int code);
+
+/* The program: info | init | infer | train | eval | sample | grad. Returns the
+ * process exit status (0 ok, 1 bad input/files, 2 usage). */
+int ck_main(int argc, char **argv, const CkModelDesc *m);
+
+#endif
