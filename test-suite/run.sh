@@ -54,7 +54,7 @@ for g in $only; do
     cli)    [ -x test-suite/cli/run.sh ] && run_group cli test-suite/cli/run.sh ;;
     robust) run_group robust test-suite/robust/run.sh ;;
     e2e)    [ -x test-suite/e2e/run.sh ] && run_group e2e test-suite/e2e/run.sh ;;
-    parity) for t in kernels ops_parity samples_parity; do
+    parity) for t in kernels grads ops_parity samples_parity; do
               [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"
             done ;;
   esac
