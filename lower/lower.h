@@ -1,0 +1,155 @@
+/* lower/lower.h - the lowered form of a flat entry graph: a list of steps
+ * (loop nests and kernel calls) over buffers, plus the v0 memory plan.
+ *
+ * The lowered form is small on purpose: later passes (fusion merges loop
+ * steps, memplan re-places buffers) rewrite it, and the emitter only prints
+ * it. Every decision that needs the IR (broadcasting, collapsing of extents,
+ * which kernel serves an op, where a buffer lives) is taken here, never in
+ * emit/. All objects live in the module's arena. */
+#ifndef CKC_LOWER_H
+#define CKC_LOWER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir/ir.h"
+#include "targets/target.h"
+
+/* ---- buffers -------------------------------------------------------------------- */
+
+typedef enum LowerBufKind {
+  LOWER_BUF_PARAM,   /* in the params blob at `offset` bytes */
+  LOWER_BUF_INPUT,   /* an argument of the forward function */
+  LOWER_BUF_OUTPUT,  /* the caller's `out` */
+  LOWER_BUF_ARENA,   /* an activation or scratch in the arena at `offset` bytes */
+  LOWER_BUF_CONST,   /* a static const array in the model translation unit */
+  LOWER_BUF_ALIAS    /* a view of alias_of (reshape): same storage, no copy */
+} LowerBufKind;
+
+typedef struct LowerBuf LowerBuf;
+struct LowerBuf {
+  int id;                 /* index in LowerProgram.bufs */
+  LowerBufKind kind;
+  const char *name;       /* dotted source name, or NULL for temporaries */
+  const char *cname;      /* unique C identifier inside the forward function */
+  CkDType dtype;
+  CkShape shape;
+  int64_t numel;
+  int64_t bytes;
+  int64_t offset;         /* PARAM: byte offset in the blob; ARENA: byte offset in the arena */
+  LowerBuf *alias_of;     /* ALIAS */
+  int input_index;        /* INPUT: argument position */
+  const IrNode *node;     /* the IR value it holds (NULL for scratch) */
+  const void *data;       /* CONST: dense data (dtype/shape as the buffer) */
+  double fill;            /* CONST without data: every element equals fill */
+  int first_def, last_use;/* step indices (inclusive) for liveness; -1 if none */
+  int index_input;        /* >= 0: this i32 input feeds an embedding with index_bound rows */
+  int64_t index_bound;
+};
+
+/* The storage a buffer really occupies (follows aliases). */
+LowerBuf *lower_buf_root(LowerBuf *b);
+
+/* ---- elementwise loop bodies ---------------------------------------------------------- */
+
+/* One instruction of a loop body in SSA form: instruction k defines the local
+ * `v<k>`. LOAD reads operand `a` of the step at the current index; CONST is a
+ * literal; every other instruction applies an elementwise IR op to earlier
+ * instructions a, b, c. The last instruction is stored to the output. Fusion
+ * appends the bodies of consumers to their producers. */
+typedef enum LowerInstrKind { LOWER_I_LOAD, LOWER_I_CONST, LOWER_I_OP } LowerInstrKind;
+
+typedef struct LowerInstr {
+  LowerInstrKind kind;
+  IrOp op;                /* LOWER_I_OP */
+  CkDType dtype;          /* result dtype */
+  CkDType in_dtype;       /* dtype of the first argument (cast, compare) */
+  int a, b, c;            /* LOAD: operand index; OP: instruction indices (-1 unused) */
+  double value;           /* CONST */
+  bool gelu_tanh;         /* GELU approximate="tanh" */
+} LowerInstr;
+
+/* ---- steps ------------------------------------------------------------------------------ */
+
+typedef enum LowerArgKind {
+  LOWER_ARG_BUF,      /* buffer pointer (+ the step's loop offset, if any) */
+  LOWER_ARG_INT,
+  LOWER_ARG_FLOAT,
+  LOWER_ARG_NULL,
+  LOWER_ARG_ELSIZE,   /* sizeof(ctype of dtype) */
+  LOWER_ARG_INTS      /* a static const int64_t array */
+} LowerArgKind;
+
+typedef struct LowerArg {
+  LowerArgKind kind;
+  LowerBuf *buf;
+  int64_t i;
+  double f;
+  CkDType dtype;
+  const int64_t *ints;
+  int nints;
+  int operand;        /* BUF: index into the step's loop operands (-1: no offset) */
+} LowerArg;
+
+typedef enum LowerStepKind {
+  LOWER_STEP_LOOP,    /* elementwise loop nest: out[idx] = body(operands[idx]) */
+  LOWER_STEP_KERNEL,  /* one call of a ck_kernels.h function (inside a loop nest if rank > 0) */
+  LOWER_STEP_COPY     /* memcpy (a view that has to become the caller's out) */
+} LowerStepKind;
+
+#define LOWER_MAX_OPERANDS 8
+
+typedef struct LowerStep {
+  LowerStepKind kind;
+  const IrNode *node;         /* the IR node it computes (for the comment) */
+  LowerBuf *out;
+  /* loop nest (LOOP; KERNEL with rank > 0 loops over calls) */
+  int rank;
+  int64_t extents[CK_MAX_RANK];
+  int noperands;              /* operand 0 of a KERNEL loop is out */
+  LowerBuf *operands[LOWER_MAX_OPERANDS];
+  int64_t strides[LOWER_MAX_OPERANDS][CK_MAX_RANK]; /* elements; 0 = broadcast */
+  int64_t out_strides[CK_MAX_RANK];
+  /* LOOP body */
+  LowerInstr *body;
+  int nbody;
+  /* KERNEL */
+  const char *kernel;
+  LowerArg *args;
+  int nargs;
+  int check_input;            /* embedding: index of the input it checks (or ninputs) */
+  /* extra buffers read (KERNEL args) for liveness */
+  LowerBuf *scratch;          /* scratch buffer used only by this step */
+} LowerStep;
+
+typedef struct LowerProgram {
+  const IrModule *module;
+  const IrGraph *graph;
+  const CkcTarget *target;
+  const char *prefix;         /* lower-case model name: "tinygpt" */
+  const char *upper;          /* upper-case: "TINYGPT" */
+  CKC_VEC(LowerBuf *) bufs;
+  CKC_VEC(LowerStep *) steps;
+  CKC_VEC(LowerBuf *) params; /* in graph order */
+  CKC_VEC(LowerBuf *) inputs; /* in argument order */
+  CKC_VEC(LowerBuf *) consts; /* static const arrays */
+  LowerBuf *output;           /* the value returned (OUTPUT, or an alias/leaf copied into out) */
+  LowerBuf *out;              /* the caller's out buffer */
+  int64_t params_bytes;
+  int64_t arena_bytes;
+  int64_t param_count;        /* scalars */
+} LowerProgram;
+
+/* Lowers the entry graph "forward" of a flat module for target t. Reports
+ * ops the target cannot run (E0910) through d and returns NULL. */
+LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d);
+
+/* v0 memory plan: params packed in graph order (64-byte aligned offsets);
+ * arena buffers placed greedily first-fit in step order, reusing memory of
+ * buffers whose last use is over (64-byte aligned). Called by lower_program;
+ * exposed so that a later memplan pass can re-run it after rewriting steps. */
+void lower_plan_memory(LowerProgram *p);
+
+#define LOWER_ALIGN 64
+
+#endif
