@@ -1055,7 +1055,7 @@ bool sema_elab_entry(Sema *S, SemaInst *model) {
 typedef enum BuiltinKind {
   BK_BINARY, BK_UNARY, BK_GELU, BK_WHERE, BK_CAST, BK_MATMUL, BK_TRANSPOSE, BK_PERMUTE,
   BK_RESHAPE, BK_BROADCAST, BK_SLICE, BK_CONCAT, BK_REDUCE, BK_ARGMAX, BK_AXIS, BK_NORM,
-  BK_EMBED, BK_CONV, BK_POOL, BK_ATTENTION, BK_MIN,
+  BK_EMBED, BK_CONV, BK_POOL, BK_ATTENTION, BK_MIN, BK_LOSS,
 } BuiltinKind;
 
 typedef struct Builtin {
@@ -1103,6 +1103,12 @@ static const Builtin builtins[] = {
     {"maxpool2d", BK_POOL, IR_OP_MAXPOOL2D, 1, 4, {"x", "kernel", "stride", "padding"}},
     {"avgpool2d", BK_POOL, IR_OP_AVGPOOL2D, 1, 4, {"x", "kernel", "stride", "padding"}},
     {"attention", BK_ATTENTION, IR_OP_ATTENTION, 3, 3, {"q", "k", "v", "causal", "scale"}},
+    /* training (docs/language.md, "The train block"); usable in any fn */
+    {"stop_gradient", BK_UNARY, IR_OP_STOP_GRADIENT, 1, 1, {"x"}},
+    {"cross_entropy", BK_LOSS, IR_OP_CROSS_ENTROPY, 2, 2,
+     {"logits", "targets", "ignore_index", "label_smoothing"}},
+    {"mse", BK_LOSS, IR_OP_MSE, 2, 2, {"a", "b"}},
+    {"bce_with_logits", BK_LOSS, IR_OP_BCE_WITH_LOGITS, 2, 2, {"x", "y"}},
 };
 #define NBUILTINS ((int)(sizeof builtins / sizeof builtins[0]))
 
@@ -1691,6 +1697,26 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     at[nat++] = ir_attr_float("scale", scale);
     return mk_op(S, sc, b->op, in, 3, at, nat, loc);
   }
+  case BK_LOSS: {
+    /* losses reduce to a scalar; cross_entropy's attributes are kept only
+     * when they differ from PyTorch's defaults, so dumps stay short */
+    IrNode *in[2] = {tensor_expr(S, sc, b, ba.by[0], b->params[0]),
+                     tensor_expr(S, sc, b, ba.by[1], b->params[1])};
+    int64_t ignore = -100;
+    double smooth = 0.0;
+    if (ba.by[2] && !attr_int(S, sc, b, "ignore_index", ba.by[2], &ignore)) return sema_poison();
+    if (ba.by[3] && !attr_float(S, sc, b, "label_smoothing", ba.by[3], &smooth)) return sema_poison();
+    if (!in[0] || !in[1]) return sema_poison();
+    if (ba.by[3] && !(smooth >= 0.0 && smooth <= 1.0)) {
+      SemaVal sv = sema_float(smooth);
+      ckc_error(S->d, ba.by[3]->loc, "E0512", "cross_entropy: label_smoothing must be in [0, 1], got %s",
+                sema_val_str(S, &sv));
+      return sema_poison();
+    }
+    if (ignore != -100) at[nat++] = ir_attr_int("ignore_index", ignore);
+    if (smooth != 0.0) at[nat++] = ir_attr_float("label_smoothing", smooth);
+    return mk_op(S, sc, b->op, in, 2, at, nat, loc);
+  }
   }
   return sema_poison();
 }
@@ -1797,6 +1823,13 @@ static SemaVal eval_member(Sema *S, SemaScope *sc, AstExpr *e) {
     ckc_error(S->d, e->u.member.field_loc, "E0204", "'%s' (%s) has no member '%s'%s%s%s",
               expr_text(S, e->u.member.object), obj.inst->key, field, sug ? "; did you mean '" : "",
               sug ? sug : "", sug ? "'?" : "");
+    return sema_poison();
+  }
+  if (obj.kind == SV_DATA) { /* a train block's `data`: the batch tensors x and y */
+    if (strcmp(field, "x") == 0) return obj.elems[0];
+    if (strcmp(field, "y") == 0) return obj.elems[1];
+    ckc_error(S->d, e->u.member.field_loc, "E0204", "the data source has no member '%s' (members: x, y)",
+              field);
     return sema_poison();
   }
   ckc_error(S->d, e->u.member.field_loc, "E0204", "%s has no member '%s'", sema_val_kind_str(S, &obj),

@@ -261,7 +261,7 @@ static void load_module(LoadCtx *L, SemaModule *m) {
     case AST_DECL_CONST: declare(S, m, d->name, SYM_CONST, d, d->name_loc); break;
     case AST_DECL_LAYER: declare(S, m, d->name, SYM_LAYER, d, d->name_loc); break;
     case AST_DECL_MODEL: declare(S, m, d->name, SYM_MODEL, d, d->name_loc); break;
-    case AST_DECL_TRAIN: break; /* train blocks are accepted and ignored in v0 */
+    case AST_DECL_TRAIN: break; /* not a name: elaborated after the model (train.c) */
     }
   }
   m->state = 2;

@@ -1,7 +1,8 @@
 /* frontend/sema.c - the semantic analyser's entry point and its name
  * resolution: from a path to an IrModule. The stages are a flat list:
  *   load + parse every module (module.c) -> -D overrides and constants
- *   (consts.c) -> find the model -> elaborate its forward into IR (elab.c).
+ *   (consts.c) -> find the model -> elaborate its forward into IR (elab.c)
+ *   -> its train block and the "loss" graph (train.c).
  * Errors accumulate; any error makes the result NULL. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@ const char *sema_val_kind_str(Sema *S, const SemaVal *v) {
   case SV_ARRAY: return "an instance array";
   case SV_METHOD: return "a fn";
   case SV_BUILTIN: return "a builtin";
+  case SV_DATA: return "the data source (use data.x or data.y)";
   }
   return "?";
 }
@@ -278,7 +280,10 @@ IrModule *ckc_sema_file(CkcArena *a, CkcDiag *d, const char *path, const CkcSema
   sema_collect_consts(&S);
   if (model) {
     SemaInst *inst = sema_make_instance(&S, S.main, model, NULL, 0, 0, model->name_loc);
-    if (inst) sema_elab_entry(&S, inst);
+    if (inst) {
+      bool entry_ok = sema_elab_entry(&S, inst);
+      sema_elab_train(&S, inst, entry_ok);
+    }
   }
   return d->nerrors > err0 ? NULL : S.ir;
 }

@@ -1,7 +1,7 @@
-/* frontend/sema_int.h - private to the semantic analyser (sema.c, module.c,
+/* frontend/sema_int.h - private to the semantic analyser (sema.c, module.c, train.c,
  * consts.c, elab.c): the context, modules and their symbols, layer instances,
  * scopes and the value type every expression evaluates to. Nothing outside
- * frontend/sema*.c, module.c, consts.c and elab.c includes it. */
+ * frontend/sema*.c, module.c, consts.c, elab.c and train.c includes it. */
 #ifndef CKC_SEMA_INT_H
 #define CKC_SEMA_INT_H
 
@@ -37,6 +37,7 @@ typedef enum SemaValKind {
   SV_ARRAY,   /* an instance array: n copies of inst, paths path.0 .. */
   SV_METHOD,  /* a fn of an instance (inst, path, fn) */
   SV_BUILTIN, /* a builtin op name in callee position */
+  SV_DATA,    /* a train block's `data` in its loss: elems[0] = data.x, elems[1] = data.y */
 } SemaValKind;
 
 struct SemaVal {
@@ -44,8 +45,8 @@ struct SemaVal {
   int64_t i;            /* INT, BOOL (0/1), ARRAY count, BUILTIN index */
   double f;             /* FLOAT */
   const char *s;        /* STR */
-  SemaVal *elems;       /* TUPLE */
-  int n;                /* TUPLE */
+  SemaVal *elems;       /* TUPLE, DATA */
+  int n;                /* TUPLE, DATA */
   CkDType dt;           /* DTYPE */
   IrNode *node;         /* TENSOR */
   SemaModule *mod;      /* MODULE; LAYER: the declaring module */
@@ -202,5 +203,9 @@ SemaInst *sema_make_instance(Sema *S, SemaModule *mod, AstDecl *decl, const Sema
 /* Builtin names in table order; NULL past the end. */
 const char *sema_builtin_name(int i);
 bool sema_elab_entry(Sema *S, SemaInst *model);
+
+/* train.c: the main file's train block -> S->ir->train and the entry graph
+ * "loss" (built only when entry_ok: the model's forward elaborated). */
+void sema_elab_train(Sema *S, SemaInst *model, bool entry_ok);
 
 #endif

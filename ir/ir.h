@@ -174,7 +174,7 @@ struct IrModule {
   const char *source_name;  /* the input file's base name, e.g. "tiny_gpt.ckm" */
   CKC_VEC(IrGraph *) graphs;   /* entry graphs first, then callees in creation order */
   CKC_VEC(IrConstDef) consts;  /* top-level consts after -D overrides, in declaration order */
-  void *train;              /* the train block once elaborated (issue: training core) */
+  struct IrTrainConfig *train; /* the elaborated train block (ir/train.h), or NULL */
 };
 
 IrModule *ir_module_new(CkcArena *a, const char *model_name, const char *source_name);

@@ -111,6 +111,19 @@ static const IrAttrSpec spec_conv[] = {A_INTS("stride", false, 2), A_INTS("paddi
 static const IrAttrSpec spec_pool[] = {A_INTS("kernel", true, 2), A_INTS("stride", false, 2),
                                        A_INTS("padding", false, 2)};
 static const IrAttrSpec spec_attention[] = {A_INT("causal", false), A_FLT("scale", false)};
+/* training ops (passes/autodiff.c) */
+static const IrAttrSpec spec_xent[] = {A_INT("ignore_index", false), A_FLT("label_smoothing", false)};
+static const IrAttrSpec spec_axis_req[] = {A_INT("axis", true)};
+static const IrAttrSpec spec_max_bwd[] = {A_INT("axis", true), A_INT("keepdim", false)};
+static const IrAttrSpec spec_embedding_bwd[] = {A_INT("num", true)};
+static const IrAttrSpec spec_conv_bwd_x[] = {A_INTS("stride", false, 2), A_INTS("padding", false, 2),
+                                             A_INT("groups", false), A_INTS("in_shape", true, 4)};
+static const IrAttrSpec spec_conv_bwd_w[] = {A_INTS("stride", false, 2), A_INTS("padding", false, 2),
+                                             A_INT("groups", false), A_INTS("w_shape", true, 4)};
+static const IrAttrSpec spec_avgpool_bwd[] = {A_INTS("kernel", true, 2), A_INTS("stride", false, 2),
+                                              A_INTS("padding", false, 2), A_INTS("in_shape", true, 4)};
+static const IrAttrSpec spec_slice_bwd[] = {A_INT("axis", true), A_INT("start", true),
+                                            A_INT("step", true), A_INT("size", true)};
 
 #define SPEC(arr) *n = (int)(sizeof arr / sizeof arr[0]); return arr
 
@@ -140,6 +153,24 @@ const IrAttrSpec *ir_op_attr_spec(IrOp op, int *n) {
   case IR_OP_MAXPOOL2D:
   case IR_OP_AVGPOOL2D: SPEC(spec_pool);
   case IR_OP_ATTENTION: SPEC(spec_attention);
+  case IR_OP_CROSS_ENTROPY:
+  case IR_OP_CROSS_ENTROPY_BWD: SPEC(spec_xent);
+  case IR_OP_SOFTMAX_BWD:
+  case IR_OP_LOG_SOFTMAX_BWD: SPEC(spec_axis_req);
+  case IR_OP_MAX_BWD: SPEC(spec_max_bwd);
+  case IR_OP_LAYERNORM_BWD_X:
+  case IR_OP_LAYERNORM_BWD_W:
+  case IR_OP_RMSNORM_BWD_X:
+  case IR_OP_RMSNORM_BWD_W: SPEC(spec_norm);
+  case IR_OP_EMBEDDING_BWD: SPEC(spec_embedding_bwd);
+  case IR_OP_CONV2D_BWD_X: SPEC(spec_conv_bwd_x);
+  case IR_OP_CONV2D_BWD_W: SPEC(spec_conv_bwd_w);
+  case IR_OP_MAXPOOL2D_BWD: SPEC(spec_pool);
+  case IR_OP_AVGPOOL2D_BWD: SPEC(spec_avgpool_bwd);
+  case IR_OP_ATTENTION_BWD_Q:
+  case IR_OP_ATTENTION_BWD_K:
+  case IR_OP_ATTENTION_BWD_V: SPEC(spec_attention);
+  case IR_OP_SLICE_BWD: SPEC(spec_slice_bwd);
   default: *n = 0; return NULL;
   }
 }

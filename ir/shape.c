@@ -664,3 +664,288 @@ bool ir_infer_attention(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *
   *shape = s;
   return true;
 }
+
+/* ---- training ops (passes/autodiff.c; ids E0510..E0519) --------------------------------------------- */
+
+/* stop_gradient and other identities: the input's type. */
+bool ir_infer_identity(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  (void)err;
+  *dtype = n->in[0]->dtype;
+  *shape = n->in[0]->shape;
+  return true;
+}
+
+/* cross_entropy(logits f[..., V], targets i32[...]): the classes are the
+ * last axis of the logits, the targets have the logits' other dims (a
+ * language model's [B,T,V] with [B,T]; a classifier's [N,C] with [N]). */
+bool ir_infer_cross_entropy(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *x = n->in[0], *y = n->in[1];
+  TY(x, t.a);
+  TY(y, t.b);
+  if (!ck_dtype_is_float(x->dtype))
+    return ir_fail(err, "E0510", "cross_entropy: logits must be float, got %s", t.a);
+  if (y->dtype != CK_DT_I32)
+    return ir_fail(err, "E0510", "cross_entropy: targets must be i32 class indices, got %s", t.b);
+  if (x->shape.rank < 1)
+    return ir_fail(err, "E0510", "cross_entropy: logits need a class axis, got %s", t.a);
+  bool ok = y->shape.rank == x->shape.rank - 1;
+  for (int i = 0; ok && i < y->shape.rank; i++) ok = y->shape.dims[i] == x->shape.dims[i];
+  if (!ok) {
+    CkShape want = x->shape;
+    want.rank--;
+    return ir_fail(err, "E0510",
+                   "cross_entropy: targets must be i32%s for logits %s (classes on the last axis), got %s",
+                   ck_type_str(CK_DT_I32, &want, t.c, sizeof t.c) + 3, t.a, t.b);
+  }
+  double ls = ir_get_float(n, "label_smoothing", 0.0);
+  if (!(ls >= 0.0 && ls <= 1.0))
+    return ir_fail(err, "E0512", "cross_entropy: label_smoothing must be in [0, 1], got %.9g", ls);
+  *dtype = x->dtype;
+  memset(shape, 0, sizeof *shape);
+  return true;
+}
+
+/* mse(a, b), bce_with_logits(x, y): same float type (no broadcasting: a
+ * shape mismatch in a loss is almost always a bug), scalar mean. */
+bool ir_infer_loss_pair(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *a = n->in[0], *b = n->in[1];
+  TY(a, t.a);
+  TY(b, t.b);
+  if (!ck_dtype_is_float(a->dtype) || a->dtype != b->dtype)
+    return ir_fail(err, "E0511", "%s: operands must have the same float dtype, got %s and %s",
+                   OPN(n), t.a, t.b);
+  if (!ck_shape_eq(&a->shape, &b->shape))
+    return ir_fail(err, "E0511", "%s: operand shapes differ: %s and %s", OPN(n), t.a, t.b);
+  *dtype = a->dtype;
+  memset(shape, 0, sizeof *shape);
+  return true;
+}
+
+/* ---- backward ops: only autodiff builds them, so a mismatch is a pass bug
+ * (E0519) that the verifier reports; the rules still check everything the
+ * back end relies on. ---------------------------------------------------------------------------------- */
+
+/* The checks of the forward cross_entropy on (logits, targets) at in[1], in[2]. */
+bool ir_infer_cross_entropy_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *g = n->in[0], *x = n->in[1], *y = n->in[2];
+  if (g->shape.rank != 0 || g->dtype != x->dtype)
+    return ir_fail(err, "E0519", "cross_entropy_bwd: dloss must be a scalar of the logits' dtype, got %s for %s",
+                   TY(g, t.a), TY(x, t.b));
+  bool ok = ck_dtype_is_float(x->dtype) && y->dtype == CK_DT_I32 && x->shape.rank >= 1 &&
+            y->shape.rank == x->shape.rank - 1;
+  for (int i = 0; ok && i < y->shape.rank; i++) ok = y->shape.dims[i] == x->shape.dims[i];
+  if (!ok)
+    return ir_fail(err, "E0519", "cross_entropy_bwd: logits %s and targets %s do not fit", TY(x, t.a),
+                   TY(y, t.b));
+  *dtype = x->dtype;
+  *shape = x->shape;
+  return true;
+}
+
+/* softmax_bwd/log_softmax_bwd(y, dy; axis): y and dy of one float type. */
+bool ir_infer_grad_like0(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *a = n->in[0], *b = n->in[1];
+  if (!ck_dtype_is_float(a->dtype) || a->dtype != b->dtype || !ck_shape_eq(&a->shape, &b->shape))
+    return ir_fail(err, "E0519", "%s: operands must share one float type, got %s and %s", OPN(n),
+                   TY(a, t.a), TY(b, t.b));
+  if (!check_axis(n, ir_get_int(n, "axis", -1), a, err)) return false;
+  *dtype = a->dtype;
+  *shape = a->shape;
+  return true;
+}
+
+/* max_bwd(x, dy; axis, keepdim): dy has the type of max(x, axis, keepdim). */
+bool ir_infer_max_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *x = n->in[0], *dy = n->in[1];
+  int64_t axis = ir_get_int(n, "axis", -1);
+  if (!check_axis(n, axis, x, err)) return false;
+  CkShape r;
+  memset(&r, 0, sizeof r);
+  for (int k = 0; k < x->shape.rank; k++) {
+    if (k != axis) r.dims[r.rank++] = x->shape.dims[k];
+    else if (ir_get_int(n, "keepdim", 0)) r.dims[r.rank++] = 1;
+  }
+  if (!ck_dtype_is_float(x->dtype) || dy->dtype != x->dtype || !ck_shape_eq(&r, &dy->shape))
+    return ir_fail(err, "E0519", "max_bwd: dy %s does not fit x %s reduced over axis %lld",
+                   TY(dy, t.a), TY(x, t.b), (long long)axis);
+  *dtype = x->dtype;
+  *shape = x->shape;
+  return true;
+}
+
+/* The shared checks of the norm backward ops: dy and x one float type of
+ * rank >= 1, weight (x-gradient only) [C]. */
+static bool norm_bwd_check(const IrNode *n, IrErr *err) {
+  TypeStrs t;
+  const IrNode *dy = n->in[0], *x = n->in[1];
+  if (!ck_dtype_is_float(x->dtype) || dy->dtype != x->dtype || !ck_shape_eq(&dy->shape, &x->shape) ||
+      x->shape.rank < 1)
+    return ir_fail(err, "E0519", "%s: dy %s and x %s must share one float type of rank >= 1", OPN(n),
+                   TY(dy, t.a), TY(x, t.b));
+  if (n->nin > 2) {
+    const IrNode *w = n->in[2];
+    if (w->dtype != x->dtype || w->shape.rank != 1 || w->shape.dims[0] != x->shape.dims[x->shape.rank - 1])
+      return ir_fail(err, "E0519", "%s: weight %s does not fit x %s", OPN(n), TY(w, t.a), TY(x, t.b));
+  }
+  return true;
+}
+
+bool ir_infer_norm_bwd_x(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  if (!norm_bwd_check(n, err)) return false;
+  *dtype = n->in[1]->dtype;
+  *shape = n->in[1]->shape;
+  return true;
+}
+
+/* The weight gradient is [C], C = x's last dimension. */
+bool ir_infer_norm_bwd_w(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  if (!norm_bwd_check(n, err)) return false;
+  const IrNode *x = n->in[1];
+  memset(shape, 0, sizeof *shape);
+  shape->rank = 1;
+  shape->dims[0] = x->shape.dims[x->shape.rank - 1];
+  *dtype = x->dtype;
+  return true;
+}
+
+/* embedding_bwd(dy f[...,C], idx i32[...]; num) -> f[num, C]. */
+bool ir_infer_embedding_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *dy = n->in[0], *idx = n->in[1];
+  int64_t num = ir_get_int(n, "num", -1);
+  bool ok = ck_dtype_is_float(dy->dtype) && idx->dtype == CK_DT_I32 &&
+            dy->shape.rank == idx->shape.rank + 1 && num >= 0;
+  for (int i = 0; ok && i < idx->shape.rank; i++) ok = dy->shape.dims[i] == idx->shape.dims[i];
+  if (!ok)
+    return ir_fail(err, "E0519", "embedding_bwd: dy %s does not fit indices %s (num %lld)", TY(dy, t.a),
+                   TY(idx, t.b), (long long)num);
+  memset(shape, 0, sizeof *shape);
+  shape->rank = 2;
+  shape->dims[0] = num;
+  shape->dims[1] = dy->shape.dims[dy->shape.rank - 1];
+  *dtype = dy->dtype;
+  return true;
+}
+
+/* A 4-int attribute as a shape. */
+static bool get_shape4(const IrNode *n, const char *key, CkShape *s) {
+  int c;
+  const int64_t *v = ir_get_ints(n, key, &c);
+  memset(s, 0, sizeof *s);
+  if (!v || c != 4) return false;
+  s->rank = 4;
+  for (int i = 0; i < 4; i++) {
+    if (v[i] < 0) return false;
+    s->dims[i] = v[i];
+  }
+  return true;
+}
+
+/* conv2d_bwd_x(dy, w; in_shape) and conv2d_bwd_w(dy, x; w_shape): the
+ * forward conv2d of (x, w) must produce dy's type; the result is x (resp. w). */
+bool ir_infer_conv2d_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *dy = n->in[0], *other = n->in[1];
+  bool want_x = n->op == IR_OP_CONV2D_BWD_X;
+  CkShape xs, ws, res;
+  if (!get_shape4(n, want_x ? "in_shape" : "w_shape", &res))
+    return ir_fail(err, "E0519", "%s: bad %s attribute", OPN(n), want_x ? "in_shape" : "w_shape");
+  if (other->shape.rank != 4 || dy->shape.rank != 4 || dy->dtype != other->dtype ||
+      !ck_dtype_is_float(dy->dtype))
+    return ir_fail(err, "E0519", "%s: dy %s and %s %s must be rank-4 floats of one dtype", OPN(n),
+                   TY(dy, t.a), want_x ? "w" : "x", TY(other, t.b));
+  xs = want_x ? res : other->shape;
+  ws = want_x ? other->shape : res;
+  int64_t groups = ir_get_int(n, "groups", 1), st[2], pd[2];
+  get2(n, "stride", 1, 1, st);
+  get2(n, "padding", 0, 0, pd);
+  bool ok = groups >= 1 && st[0] >= 1 && st[1] >= 1 && pd[0] >= 0 && pd[1] >= 0 &&
+            xs.dims[1] % groups == 0 && ws.dims[0] % groups == 0 && ws.dims[1] * groups == xs.dims[1] &&
+            dy->shape.dims[0] == xs.dims[0] && dy->shape.dims[1] == ws.dims[0] &&
+            dy->shape.dims[2] == out_size(xs.dims[2], pd[0], ws.dims[2], st[0]) &&
+            dy->shape.dims[3] == out_size(xs.dims[3], pd[1], ws.dims[3], st[1]);
+  if (!ok) {
+    char xb[IR_TYPE_STR_LEN], wb[IR_TYPE_STR_LEN];
+    return ir_fail(err, "E0519", "%s: dy %s is not conv2d(%s, %s)", OPN(n), TY(dy, t.a),
+                   ck_type_str(dy->dtype, &xs, xb, sizeof xb), ck_type_str(dy->dtype, &ws, wb, sizeof wb));
+  }
+  *dtype = dy->dtype;
+  *shape = res;
+  return true;
+}
+
+/* maxpool2d_bwd(dy, x), avgpool2d_bwd(dy; in_shape): dy is the pooled x. */
+bool ir_infer_pool2d_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *dy = n->in[0];
+  CkShape xs;
+  if (n->op == IR_OP_MAXPOOL2D_BWD) {
+    xs = n->in[1]->shape;
+    if (n->in[1]->dtype != dy->dtype)
+      return ir_fail(err, "E0519", "%s: dtypes differ: dy %s, x %s", OPN(n), TY(dy, t.a), TY(n->in[1], t.b));
+  } else if (!get_shape4(n, "in_shape", &xs)) {
+    return ir_fail(err, "E0519", "%s: bad in_shape attribute", OPN(n));
+  }
+  int64_t k[2], st[2], pd[2];
+  get2(n, "kernel", 1, 1, k);
+  get2(n, "stride", k[0], k[1], st);
+  get2(n, "padding", 0, 0, pd);
+  bool ok = xs.rank == 4 && dy->shape.rank == 4 && ck_dtype_is_float(dy->dtype) && k[0] >= 1 &&
+            k[1] >= 1 && st[0] >= 1 && st[1] >= 1 && pd[0] >= 0 && pd[1] >= 0 &&
+            dy->shape.dims[0] == xs.dims[0] && dy->shape.dims[1] == xs.dims[1] &&
+            dy->shape.dims[2] == out_size(xs.dims[2], pd[0], k[0], st[0]) &&
+            dy->shape.dims[3] == out_size(xs.dims[3], pd[1], k[1], st[1]);
+  if (!ok) {
+    char xb[IR_TYPE_STR_LEN];
+    return ir_fail(err, "E0519", "%s: dy %s is not the pooled %s", OPN(n), TY(dy, t.a),
+                   ck_type_str(dy->dtype, &xs, xb, sizeof xb));
+  }
+  *dtype = dy->dtype;
+  *shape = xs;
+  return true;
+}
+
+/* attention_bwd_{q,k,v}(dout, q, k, v): dout has the forward's result type;
+ * the result is the type of q, k or v. */
+bool ir_infer_attention_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  TypeStrs t;
+  const IrNode *dout = n->in[0], *q = n->in[1], *k = n->in[2], *v = n->in[3];
+  bool ok = ck_dtype_is_float(q->dtype) && k->dtype == q->dtype && v->dtype == q->dtype &&
+            dout->dtype == q->dtype && q->shape.rank >= 2 && k->shape.rank == q->shape.rank &&
+            v->shape.rank == q->shape.rank && dout->shape.rank == q->shape.rank;
+  int r = q->shape.rank;
+  for (int i = 0; ok && i < r - 2; i++)
+    ok = k->shape.dims[i] == q->shape.dims[i] && v->shape.dims[i] == q->shape.dims[i] &&
+         dout->shape.dims[i] == q->shape.dims[i];
+  ok = ok && q->shape.dims[r - 1] == k->shape.dims[r - 1] && k->shape.dims[r - 2] == v->shape.dims[r - 2] &&
+       dout->shape.dims[r - 2] == q->shape.dims[r - 2] && dout->shape.dims[r - 1] == v->shape.dims[r - 1];
+  if (!ok)
+    return ir_fail(err, "E0519", "%s: dout %s does not fit q %s, k %s, v ...", OPN(n), TY(dout, t.a),
+                   TY(q, t.b), TY(k, t.c));
+  const IrNode *res = n->op == IR_OP_ATTENTION_BWD_Q ? q : n->op == IR_OP_ATTENTION_BWD_K ? k : v;
+  *dtype = res->dtype;
+  *shape = res->shape;
+  return true;
+}
+
+/* slice_bwd(dy; axis, start, step, size): the slice must fit in size. */
+bool ir_infer_slice_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  char t[IR_TYPE_STR_LEN];
+  const IrNode *dy = n->in[0];
+  int64_t axis = ir_get_int(n, "axis", 0), start = ir_get_int(n, "start", 0),
+          step = ir_get_int(n, "step", 1), size = ir_get_int(n, "size", 0);
+  if (!check_axis(n, axis, dy, err)) return false;
+  int64_t d = dy->shape.dims[axis];
+  if (step < 1 || start < 0 || d < 1 || start + (d - 1) * step >= size)
+    return ir_fail(err, "E0519", "slice_bwd: %s along axis %lld does not fit start %lld step %lld in size %lld",
+                   TY(dy, t), (long long)axis, (long long)start, (long long)step, (long long)size);
+  *dtype = dy->dtype;
+  *shape = dy->shape;
+  shape->dims[axis] = size;
+  return true;
+}

@@ -32,6 +32,13 @@ bool pass_cse(IrModule *m, CkcDiag *d);
 /* dce: removes nodes that no output depends on. */
 bool pass_dce(IrModule *m, CkcDiag *d);
 
+/* autodiff: for a module with an entry graph "loss", builds the entry graph
+ * "train_step" = forward + reverse-mode backward (ir/train.h); no-op otherwise. */
+bool pass_autodiff(IrModule *m, CkcDiag *d);
+/* optimizer: after the simplifying passes, resolves IrTrainConfig.params
+ * (one per gradient output of train_step) and their weight-decay flags. */
+bool pass_optimizer(IrModule *m, CkcDiag *d);
+
 /* The registry, in pipeline order, terminated by {NULL}. */
 extern const CkcPass ckc_passes[];
 const CkcPass *ckc_pass_find(const char *name);

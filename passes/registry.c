@@ -7,9 +7,11 @@
 
 const CkcPass ckc_passes[] = {
     {"inline", pass_inline, true, "replace layer calls by their bodies; full dotted parameter names"},
+    {"autodiff", pass_autodiff, true, "build the train_step graph (forward + backward) from the loss graph"},
     {"fold", pass_fold, false, "evaluate small constant subgraphs; exact shape/transpose identities"},
     {"cse", pass_cse, false, "merge nodes computing the same value (same op, inputs, attributes)"},
     {"dce", pass_dce, false, "remove nodes that no output depends on (inputs are kept)"},
+    {"optimizer", pass_optimizer, true, "resolve the trained parameters and their weight-decay flags"},
     {NULL, NULL, false, NULL},
 };
 

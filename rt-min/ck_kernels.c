@@ -285,19 +285,21 @@ void ck_log_softmax_f32(float *out, const float *x, int64_t outer, int64_t n, in
  * rstd = 1/sqrtf(var + eps). */
 void ck_layernorm_f32(float *out, float *mean, float *rstd, const float *x, const float *weight,
                       const float *bias, int64_t rows, int64_t n, float eps) {
+  /* Row statistics accumulate in double: with a large common offset (x ~ 1000
+   * + noise) a float sum loses the noise that the normalisation amplifies. */
   int64_t r, j;
   for (r = 0; r < rows; r++) {
     const float *p = x + r * n;
     float *q = out + r * n;
-    float m = 0.0f, v = 0.0f, rs;
-    for (j = 0; j < n; j++) m += p[j];
-    m /= (float)n;
+    double sum = 0.0, var = 0.0;
+    float m, rs;
+    for (j = 0; j < n; j++) sum += p[j];
+    m = (float)(sum / (double)n);
     for (j = 0; j < n; j++) {
-      float d = p[j] - m;
-      v += d * d;
+      double d = (double)p[j] - sum / (double)n;
+      var += d * d;
     }
-    v /= (float)n;
-    rs = 1.0f / sqrtf(v + eps);
+    rs = (float)(1.0 / sqrt(var / (double)n + (double)eps));
     for (j = 0; j < n; j++) {
       float y = (p[j] - m) * rs;
       if (weight) y *= weight[j];
@@ -316,9 +318,10 @@ void ck_rmsnorm_f32(float *out, float *rstd, const float *x, const float *weight
   for (r = 0; r < rows; r++) {
     const float *p = x + r * n;
     float *q = out + r * n;
-    float ss = 0.0f, rs;
-    for (j = 0; j < n; j++) ss += p[j] * p[j];
-    rs = 1.0f / sqrtf(ss / (float)n + eps);
+    double ss = 0.0; /* double, as for layernorm */
+    float rs;
+    for (j = 0; j < n; j++) ss += (double)p[j] * p[j];
+    rs = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
     for (j = 0; j < n; j++) q[j] = weight ? p[j] * rs * weight[j] : p[j] * rs;
     if (rstd) rstd[r] = rs;
   }

@@ -33,6 +33,7 @@ typedef struct CkTensorDesc {
   int rank;
   int64_t dims[8];
   int64_t numel;
+  int64_t index_rows;   /* embedding indices: valid in [0, index_rows); 0 = not an index input */
 } CkTensorDesc;
 
 /* Compute entry points written by the emitter. They return 0, or a nonzero
