@@ -44,6 +44,10 @@ IrTensor ir_tensor_new(CkcArena *a, CkDType dt, const CkShape *s);
 /* Element k as a double (either storage). */
 double ir_tensor_get(const IrTensor *t, int64_t k);
 
+/* Whether the interpreter implements op (false for an ops.def row added
+ * after it; running such a node fails with a message naming the op). */
+bool ir_interp_supports(IrOp op);
+
 /* Evaluates graph g. inputs[k] is the value of g->inputs.items[k] (same
  * dtype and shape); parameters come from params(ctx, name) (params may be
  * NULL when the graph has none). CALL nodes are evaluated recursively, their

@@ -545,6 +545,15 @@ START_TEST(test_call_and_params) {
 }
 END_TEST
 
+/* every row of ops.def has reference semantics: a new row without them fails here */
+START_TEST(test_every_op_supported) {
+  for (int op = 0; op < IR_OP_COUNT; op++)
+    ck_assert_msg(ir_interp_supports((IrOp)op),
+                  "ops.def row '%s' has no reference semantics in ir/interp.c", ir_op_name((IrOp)op));
+  ck_assert(!ir_interp_supports(IR_OP_COUNT));
+}
+END_TEST
+
 START_TEST(test_unknown_op_and_bad_graphs) {
   IrNode *x = IN_F(SH(2), 1, 2);
   IrNode *y = op1(IR_OP_EXP, x);
@@ -851,6 +860,7 @@ Suite *check_interp_suite(void) {
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, test_call_and_params);
   tcase_add_test(t, test_unknown_op_and_bad_graphs);
+  tcase_add_test(t, test_every_op_supported);
   suite_add_tcase(s, t);
   t = tcase_create("rtmin_agreement");
   tcase_add_checked_fixture(t, setup, teardown);
