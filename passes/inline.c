@@ -48,6 +48,7 @@ typedef struct InlineCtx {
 static const char *inline_join(CkcArena *a, const char *prefix, const char *name) {
   if (!name) return NULL;
   if (!prefix || !*prefix) return name;
+  if (!*name) return prefix; /* a call with prefix "" (same instance) adds no level */
   return ckc_arena_printf(a, "%s.%s", prefix, name);
 }
 
