@@ -225,6 +225,12 @@ double ck_lr_cosine(double lr, double min_lr, int64_t step, int64_t warmup, int6
   return min_lr + coeff * (lr - min_lr);
 }
 
+double ck_lr_linear(double lr, double min_lr, int64_t step, int64_t warmup, int64_t decay_steps) {
+  if (step < warmup) return lr * (double)(step + 1) / (double)(warmup + 1);
+  if (step >= decay_steps) return min_lr;
+  return lr + (min_lr - lr) * (double)(step - warmup) / (double)(decay_steps - warmup);
+}
+
 /* StepLR in closed form; a non-positive step_size means no decay. */
 double ck_lr_step(double lr, int64_t step, int64_t step_size, double gamma) {
   if (step_size <= 0 || step < 0) return lr;

@@ -97,6 +97,12 @@ double ck_lr_linear_warmup(double lr, int64_t step, int64_t warmup);
  * With warmup = 0 this is torch's CosineAnnealingLR(T_max = decay_steps,
  * eta_min = min_lr) in closed form, for step <= T_max. */
 double ck_lr_cosine(double lr, double min_lr, int64_t step, int64_t warmup, int64_t decay_steps);
+/* The warmup above, then linear decay from lr to min_lr over steps
+ * [warmup, decay_steps]; min_lr after decay_steps:
+ *   lr_t = lr + (min_lr - lr) (step - warmup) / (decay_steps - warmup)
+ * With warmup = 0 and min_lr = 0 this is torch's LinearLR(start_factor=1,
+ * end_factor=0, total_iters=decay_steps). */
+double ck_lr_linear(double lr, double min_lr, int64_t step, int64_t warmup, int64_t decay_steps);
 /* torch.optim.lr_scheduler.StepLR: lr gamma^floor(step / step_size). */
 double ck_lr_step(double lr, int64_t step, int64_t step_size, double gamma);
 

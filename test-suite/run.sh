@@ -9,7 +9,7 @@ export CKC="${CKC:-build/ckc}"
 export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
 export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
 export PY=/usr/bin/python3
-GROUPS_ALL="unit golden cli robust e2e parity"
+GROUPS_ALL="unit golden cli robust e2e runtime parity"
 only="${CKC_ONLY:-$GROUPS_ALL}"
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
@@ -54,6 +54,7 @@ for g in $only; do
     cli)    [ -x test-suite/cli/run.sh ] && run_group cli test-suite/cli/run.sh ;;
     robust) run_group robust test-suite/robust/run.sh ;;
     e2e)    [ -x test-suite/e2e/run.sh ] && run_group e2e test-suite/e2e/run.sh ;;
+    runtime) run_group runtime test-suite/runtime/run.sh ;;
     parity) for t in kernels grads ops_parity samples_parity; do
               [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"
             done ;;

@@ -99,6 +99,7 @@ def build_lib():
         "ck_lr_linear_warmup": (f64c, [f64c, i64, i64]),
         "ck_lr_cosine": (f64c, [f64c, f64c, i64, i64, i64]),
         "ck_lr_step": (f64c, [f64c, i64, i64, f64c]),
+        "ck_lr_linear": (f64c, [f64c, f64c, i64, i64, i64]),
     }
     for name, (res, args) in sig.items():
         fn = getattr(lib, name)
@@ -694,6 +695,22 @@ def test_schedules(lib, R, rng):
             opt.step()
             sch.step()
         sched_line(R, "sched/step/torch_StepLR_s%d_g%g" % (size, gamma), ours, ref, TOL_SCHED_TORCH)
+    # linear decay, warmup 0: torch's LinearLR(start_factor=1, end_factor=0)
+    total = 40
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sch = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=total)
+    ref, ours = [], []
+    for s in range(total + 10):
+        ref.append(opt.param_groups[0]["lr"])
+        ours.append(lib.ck_lr_linear(lr, 0.0, s, 0, total))
+        opt.step()
+        sch.step()
+    sched_line(R, "sched/linear/torch_LinearLR_T%d" % total, ours, ref, TOL_SCHED_TORCH)
+    for (warm, decay) in [(10, 100), (0, 50), (5, 5)]:
+        ours = [lib.ck_lr_linear(lr, min_lr, s, warm, decay) for s in range(120)]
+        ref = [lr * (s + 1) / (warm + 1) if s < warm else
+               (min_lr if s >= decay else lr + (min_lr - lr) * (s - warm) / (decay - warm)) for s in range(120)]
+        sched_line(R, "sched/linear/formula_w%d_d%d" % (warm, decay), ours, ref, TOL_SCHED_FORMULA)
     ours = [lib.ck_lr_constant(lr, s) for s in range(10)]
     sched_line(R, "sched/constant/lr", ours, [lr] * 10, 0.0)
 
