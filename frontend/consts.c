@@ -23,7 +23,7 @@ static double as_f64(const SemaVal *v) { return v->kind == SV_FLOAT ? v->f : (do
 /* A float result must stay finite: inf/nan in a constant is an overflow. */
 static bool finite_or_error(Sema *S, CkcLoc loc, const char *what, double r, SemaVal *out) {
   if (!isfinite(r))
-    return ckc_error(S->d, loc, "E0400", "float overflow in constant expression (%s)", what);
+    return sema_error(S, loc, "E0400", "float overflow in constant expression (%s)", what);
   *out = sema_float(r);
   return true;
 }
@@ -35,8 +35,8 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
   if (a.kind == SV_POISON || b.kind == SV_POISON) return false;
   const char *os = binop_str(op);
   if (!sema_is_const(&a) || !sema_is_const(&b))
-    return ckc_error(S->d, loc, "E0407", "operator '%s' cannot combine %s and %s", os,
-                     sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
+    return sema_error(S, loc, "E0407", "operator '%s' cannot combine %s and %s", os,
+                      sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
   bool ints = a.kind == SV_INT && b.kind == SV_INT;
   bool bools = a.kind == SV_BOOL && b.kind == SV_BOOL;
   bool anybool = a.kind == SV_BOOL || b.kind == SV_BOOL;
@@ -44,15 +44,15 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
   case AST_AND:
   case AST_OR:
     if (!bools)
-      return ckc_error(S->d, loc, "E0407", "operator '%s' needs bool operands, got %s and %s", os,
-                       sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
+      return sema_error(S, loc, "E0407", "operator '%s' needs bool operands, got %s and %s", os,
+                        sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
     *out = sema_bool(op == AST_AND ? (a.i && b.i) : (a.i || b.i));
     return true;
   case AST_EQ:
   case AST_NE:
     if (anybool && !bools)
-      return ckc_error(S->d, loc, "E0407", "operator '%s' cannot compare %s and %s", os,
-                       sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
+      return sema_error(S, loc, "E0407", "operator '%s' cannot compare %s and %s", os,
+                        sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
     {
       bool eq = (ints || bools) ? a.i == b.i : as_f64(&a) == as_f64(&b);
       *out = sema_bool(op == AST_EQ ? eq : !eq);
@@ -63,7 +63,7 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
   case AST_GT:
   case AST_GE: {
     if (anybool)
-      return ckc_error(S->d, loc, "E0407", "operator '%s' cannot order bool constants", os);
+      return sema_error(S, loc, "E0407", "operator '%s' cannot order bool constants", os);
     int c;
     if (ints)
       c = a.i < b.i ? -1 : a.i > b.i;
@@ -74,12 +74,12 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
     return true;
   }
   case AST_MATMUL:
-    return ckc_error(S->d, loc, "E0407", "operator '@' needs tensors, got %s and %s",
-                     sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
+    return sema_error(S, loc, "E0407", "operator '@' needs tensors, got %s and %s",
+                      sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
   default: break;
   }
   if (anybool)
-    return ckc_error(S->d, loc, "E0407", "operator '%s' cannot take bool constants", os);
+    return sema_error(S, loc, "E0407", "operator '%s' cannot take bool constants", os);
   if (ints) {
     int64_t x = a.i, y = b.i, r = 0;
     switch (op) {
@@ -93,16 +93,16 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
       if (__builtin_mul_overflow(x, y, &r)) goto overflow;
       break;
     case AST_DIV:
-      if (y == 0) return ckc_error(S->d, loc, "E0402", "division by zero in constant expression");
+      if (y == 0) return sema_error(S, loc, "E0402", "division by zero in constant expression");
       if (x == INT64_MIN && y == -1) goto overflow;
       if (x % y != 0)
-        return ckc_error(S->d, loc, "E0401",
-                         "integer division %lld / %lld is not exact (write %lld.0 / %lld for a float)",
-                         (long long)x, (long long)y, (long long)x, (long long)y);
+        return sema_error(S, loc, "E0401",
+                          "integer division %lld / %lld is not exact (write %lld.0 / %lld for a float)",
+                          (long long)x, (long long)y, (long long)x, (long long)y);
       r = x / y;
       break;
     case AST_MOD:
-      if (y == 0) return ckc_error(S->d, loc, "E0402", "division by zero in constant expression");
+      if (y == 0) return sema_error(S, loc, "E0402", "division by zero in constant expression");
       if (y == -1) {
         r = 0;
         break;
@@ -115,8 +115,8 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
     *out = sema_int(r);
     return true;
   overflow:
-    return ckc_error(S->d, loc, "E0400", "integer overflow in constant expression: %lld %s %lld",
-                     (long long)x, os, (long long)y);
+    return sema_error(S, loc, "E0400", "integer overflow in constant expression: %lld %s %lld",
+                      (long long)x, os, (long long)y);
   }
   double x = as_f64(&a), y = as_f64(&b), r = 0;
   switch (op) {
@@ -125,7 +125,7 @@ bool sema_const_binop(Sema *S, CkcLoc loc, AstBinOp op, SemaVal a, SemaVal b, Se
   case AST_MUL: r = x * y; break;
   case AST_DIV:
   case AST_MOD:
-    if (y == 0) return ckc_error(S->d, loc, "E0402", "division by zero in constant expression");
+    if (y == 0) return sema_error(S, loc, "E0402", "division by zero in constant expression");
     if (op == AST_DIV) {
       r = x / y;
     } else {
@@ -144,14 +144,14 @@ bool sema_const_unop(Sema *S, CkcLoc loc, AstUnOp op, SemaVal a, SemaVal *out) {
   if (a.kind == SV_POISON) return false;
   if (op == AST_NOT) {
     if (a.kind != SV_BOOL)
-      return ckc_error(S->d, loc, "E0407", "operator '!' needs a bool, got %s",
-                       sema_val_kind_str(S, &a));
+      return sema_error(S, loc, "E0407", "operator '!' needs a bool, got %s",
+                        sema_val_kind_str(S, &a));
     *out = sema_bool(!a.i);
     return true;
   }
   if (a.kind != SV_INT && a.kind != SV_FLOAT)
-    return ckc_error(S->d, loc, "E0407", "unary '%s' needs a number, got %s",
-                     op == AST_NEG ? "-" : "+", sema_val_kind_str(S, &a));
+    return sema_error(S, loc, "E0407", "unary '%s' needs a number, got %s",
+                      op == AST_NEG ? "-" : "+", sema_val_kind_str(S, &a));
   if (op == AST_PLUS) {
     *out = a;
     return true;
@@ -161,8 +161,8 @@ bool sema_const_unop(Sema *S, CkcLoc loc, AstUnOp op, SemaVal a, SemaVal *out) {
     return true;
   }
   if (a.i == INT64_MIN)
-    return ckc_error(S->d, loc, "E0400", "integer overflow in constant expression: -(%lld)",
-                     (long long)a.i);
+    return sema_error(S, loc, "E0400", "integer overflow in constant expression: -(%lld)",
+                      (long long)a.i);
   *out = sema_int(-a.i);
   return true;
 }
@@ -188,20 +188,20 @@ bool sema_const_builtin(Sema *S, CkcLoc loc, const char *name, const SemaVal *ar
   *out = sema_poison();
   for (int i = 0; i < n; i++)
     if (args[i].kind == SV_BOOL)
-      return ckc_error(S->d, loc, "E0407", "%s of a bool constant", name);
+      return sema_error(S, loc, "E0407", "%s of a bool constant", name);
   if (is_sqrt) {
     if (n != 1)
-      return ckc_error(S->d, loc, "E0300", "sqrt expects 1 positional argument, got %d", n);
+      return sema_error(S, loc, "E0300", "sqrt expects 1 positional argument, got %d", n);
     double x = as_f64(&args[0]);
     if (x < 0)
-      return ckc_error(S->d, loc, "E0408", "sqrt of a negative constant (%s)",
-                       sema_val_str(S, &args[0]));
+      return sema_error(S, loc, "E0408", "sqrt of a negative constant (%s)",
+                        sema_val_str(S, &args[0]));
     *out = sema_float(sqrt(x));
     return true;
   }
   if (n < 2)
-    return ckc_error(S->d, loc, "E0300", "%s of constants expects at least 2 arguments, got %d",
-                     name, n);
+    return sema_error(S, loc, "E0300", "%s of constants expects at least 2 arguments, got %d",
+                      name, n);
   bool ints = true;
   for (int i = 0; i < n; i++) ints = ints && args[i].kind == SV_INT;
   SemaVal best = args[0];
@@ -226,8 +226,8 @@ bool sema_eval_const(Sema *S, SemaScope *sc, AstExpr *e, SemaVal *out) {
   if (v.kind == SV_POISON) return false;
   if (!sema_is_const(&v)) {
     *out = sema_poison();
-    return ckc_error(S->d, e->loc, "E0403", "expected a constant expression, got %s",
-                     sema_val_kind_str(S, &v));
+    return sema_error(S, e->loc, "E0403", "expected a constant expression, got %s",
+                      sema_val_kind_str(S, &v));
   }
   return true;
 }
@@ -236,8 +236,8 @@ bool sema_eval_int(Sema *S, SemaScope *sc, AstExpr *e, const char *what, int64_t
   SemaVal v;
   if (!sema_eval_const(S, sc, e, &v)) return false;
   if (v.kind != SV_INT)
-    return ckc_error(S->d, e->loc, "E0409", "%s must be an integer, got %s %s", what,
-                     sema_val_kind_str(S, &v), sema_val_str(S, &v));
+    return sema_error(S, e->loc, "E0409", "%s must be an integer, got %s %s", what,
+                      sema_val_kind_str(S, &v), sema_val_str(S, &v));
   *out = v.i;
   return true;
 }
@@ -251,7 +251,7 @@ bool sema_module_const(Sema *S, SemaModule *m, SemaSym *sym, SemaVal *out) {
   case 3: return false;
   case 1:
     sym->state = 3;
-    return ckc_error(S->d, sym->loc, "E0406", "constant '%s' depends on itself", sym->name);
+    return sema_error(S, sym->loc, "E0406", "constant '%s' depends on itself", sym->name);
   default: break;
   }
   sym->state = 1;
@@ -273,8 +273,8 @@ bool sema_member_const(Sema *S, SemaInst *inst, SemaMemb *mb, SemaVal *out) {
   case 3: return false;
   case 1:
     mb->state = 3;
-    return ckc_error(S->d, mb->m->name_loc, "E0406", "constant '%s' depends on itself",
-                     mb->m->name);
+    return sema_error(S, mb->m->name_loc, "E0406", "constant '%s' depends on itself",
+                      mb->m->name);
   default: break;
   }
   mb->state = 1;

@@ -54,7 +54,7 @@ static const char *type_str(Sema *S, const IrNode *n) { return sema_type_str(S, 
 
 /* Reports a shape-rule failure from the IR builder at the expression. */
 static SemaVal ir_failed(Sema *S, CkcLoc loc, const IrErr *err) {
-  ckc_error(S->d, loc, err->id ? err->id : "E0310", "%s", err->msg);
+  sema_error(S, loc, err->id ? err->id : "E0310", "%s", err->msg);
   return sema_poison();
 }
 
@@ -64,7 +64,7 @@ static SemaVal checked(Sema *S, IrNode *n, CkcLoc loc, const IrErr *err) {
   int64_t cnt;
   if (!ck_shape_numel(&n->shape, &cnt) ||
       cnt > INT64_MAX / (int64_t)(ck_dtype_size(n->dtype) ? ck_dtype_size(n->dtype) : 1)) {
-    ckc_error(S->d, loc, "E0305", "%s: the result has too many elements", ir_op_name(n->op));
+    sema_error(S, loc, "E0305", "%s: the result has too many elements", ir_op_name(n->op));
     return sema_poison();
   }
   return tensor_val(n);
@@ -84,16 +84,16 @@ static IrNode *want_tensor(Sema *S, SemaVal v, CkcLoc loc, const char *what) {
   case SV_TENSOR: return v.node;
   case SV_POISON: return NULL;
   case SV_LAYER:
-    ckc_error(S->d, loc, "E0206", "%s: a layer is not a value (declare an instance as a member: name: %s(...);)",
-              what, v.decl && v.decl->name ? v.decl->name : "Layer");
+    sema_error(S, loc, "E0206", "%s: a layer is not a value (declare an instance as a member: name: %s(...);)",
+               what, v.decl && v.decl->name ? v.decl->name : "Layer");
     return NULL;
   case SV_INST:
   case SV_METHOD:
-    ckc_error(S->d, loc, "E0206", "%s: expected a tensor, got %s (call it: %s(x))", what,
-              sema_val_kind_str(S, &v), v.path && v.path[0] ? v.path : "layer");
+    sema_error(S, loc, "E0206", "%s: expected a tensor, got %s (call it: %s(x))", what,
+               sema_val_kind_str(S, &v), v.path && v.path[0] ? v.path : "layer");
     return NULL;
   default:
-    ckc_error(S->d, loc, "E0304", "%s: expected a tensor, got %s", what, sema_val_kind_str(S, &v));
+    sema_error(S, loc, "E0304", "%s: expected a tensor, got %s", what, sema_val_kind_str(S, &v));
     return NULL;
   }
 }
@@ -101,18 +101,18 @@ static IrNode *want_tensor(Sema *S, SemaVal v, CkcLoc loc, const char *what) {
 /* Number literals take the dtype of the tensor they meet. */
 static IrNode *const_as(Sema *S, SemaScope *sc, SemaVal v, CkDType dt, CkcLoc loc, const char *what) {
   if (v.kind == SV_FLOAT && !ck_dtype_is_float(dt) && v.f != floor(v.f)) {
-    ckc_error(S->d, loc, "E0303", "%s: the float constant %s cannot take the dtype %s (use cast)",
-              what, sema_val_str(S, &v), ck_dtype_name(dt));
+    sema_error(S, loc, "E0303", "%s: the float constant %s cannot take the dtype %s (use cast)",
+               what, sema_val_str(S, &v), ck_dtype_name(dt));
     return NULL;
   }
   if (v.kind == SV_BOOL && dt != CK_DT_BOOL) {
-    ckc_error(S->d, loc, "E0303", "%s: a bool constant cannot take the dtype %s", what,
-              ck_dtype_name(dt));
+    sema_error(S, loc, "E0303", "%s: a bool constant cannot take the dtype %s", what,
+               ck_dtype_name(dt));
     return NULL;
   }
   if (v.kind != SV_BOOL && dt == CK_DT_BOOL) {
-    ckc_error(S->d, loc, "E0303", "%s: the number %s cannot take the dtype bool", what,
-              sema_val_str(S, &v));
+    sema_error(S, loc, "E0303", "%s: the number %s cannot take the dtype bool", what,
+               sema_val_str(S, &v));
     return NULL;
   }
   double x = v.kind == SV_FLOAT ? v.f : (double)v.i;
@@ -136,28 +136,28 @@ static bool concrete_type(Sema *S, SemaScope *sc, AstType *t, const char *what, 
   if (!t->dtype || !ck_dtype_from_name(t->dtype, dt)) {
     static const char *const names[] = {"f32", "f64", "i32", "u8", "bool"};
     const char *sug = t->dtype ? sema_suggest(t->dtype, names, 5) : NULL;
-    return ckc_error(S->d, t->loc, "E0207", "unknown dtype '%s'%s%s%s (dtypes: f32 f64 i32 u8 bool)",
-                     t->dtype ? t->dtype : "", sug ? "; did you mean '" : "", sug ? sug : "",
-                     sug ? "'?" : "");
+    return sema_error(S, t->loc, "E0207", "unknown dtype '%s'%s%s%s (dtypes: f32 f64 i32 u8 bool)",
+                      t->dtype ? t->dtype : "", sug ? "; did you mean '" : "", sug ? sug : "",
+                      sug ? "'?" : "");
   }
   if (!t->is_tensor) return true;
   if (t->ndims > CK_MAX_RANK)
-    return ckc_error(S->d, t->loc, "E0350", "%s has %d dims; at most %d are supported", what,
-                     t->ndims, CK_MAX_RANK);
+    return sema_error(S, t->loc, "E0350", "%s has %d dims; at most %d are supported", what,
+                      t->ndims, CK_MAX_RANK);
   bool ok = true;
   for (int i = 0; i < t->ndims; i++) {
     AstExpr *e = t->dims[i];
     if (!e) return false;
     if (e->kind == AST_EXPR_ELLIPSIS) {
-      ok = ckc_error(S->d, e->loc, "E0306", "%s must have a concrete type; '...' is not allowed here",
-                     what);
+      ok = sema_error(S, e->loc, "E0306", "%s must have a concrete type; '...' is not allowed here",
+                      what);
       continue;
     }
     SemaVal v;
     if (e->kind == AST_EXPR_NAME && !sema_lookup(S, sc, e->u.name, e->loc, &v)) {
-      ok = ckc_error(S->d, e->loc, "E0306",
-                     "%s must have a concrete type; dimension '%s' is not a constant", what,
-                     e->u.name);
+      ok = sema_error(S, e->loc, "E0306",
+                      "%s must have a concrete type; dimension '%s' is not a constant", what,
+                      e->u.name);
       continue;
     }
     int64_t x;
@@ -166,8 +166,8 @@ static bool concrete_type(Sema *S, SemaScope *sc, AstType *t, const char *what, 
       continue;
     }
     if (x <= 0) {
-      ok = ckc_error(S->d, e->loc, "E0305", "dimension %d of %s must be positive, got %lld", i,
-                     what, (long long)x);
+      ok = sema_error(S, e->loc, "E0305", "dimension %d of %s must be positive, got %lld", i,
+                      what, (long long)x);
       continue;
     }
     shape->dims[i] = x;
@@ -176,8 +176,8 @@ static bool concrete_type(Sema *S, SemaScope *sc, AstType *t, const char *what, 
   if (!ok) return false;
   int64_t cnt;
   if (!ck_shape_numel(shape, &cnt) || cnt > INT64_MAX / (int64_t)ck_dtype_size(*dt))
-    return ckc_error(S->d, t->loc, "E0305", "%s: type %s has too many elements", what,
-                     sema_type_str(S, *dt, shape));
+    return sema_error(S, t->loc, "E0305", "%s: type %s has too many elements", what,
+                      sema_type_str(S, *dt, shape));
   return true;
 }
 
@@ -206,17 +206,17 @@ static bool resolve_init(Sema *S, SemaScope *sc, SemaMemb *mb) {
   const char *names[7];
   for (int i = 0; i < 7; i++) names[i] = init_specs[i].name;
   if (e->kind != AST_EXPR_CALL || !e->u.call.callee || e->u.call.callee->kind != AST_EXPR_NAME)
-    return ckc_error(S->d, e->loc, "E0354",
-                     "a param initialiser is a call: normal(mean, std), uniform(low, high), zeros(), ones() or constant(value)");
+    return sema_error(S, e->loc, "E0354",
+                      "a param initialiser is a call: normal(mean, std), uniform(low, high), zeros(), ones() or constant(value)");
   const char *fname = e->u.call.callee->u.name;
   const InitSpec *spec = NULL;
   for (int i = 0; i < 7; i++)
     if (strcmp(init_specs[i].name, fname) == 0) spec = &init_specs[i];
   if (!spec) {
     const char *sug = sema_suggest(fname, names, 7);
-    return ckc_error(S->d, e->u.call.callee->loc, "E0354",
-                     "unknown initialiser '%s'%s%s%s (expected normal, uniform, zeros, ones, constant)",
-                     fname, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+    return sema_error(S, e->u.call.callee->loc, "E0354",
+                      "unknown initialiser '%s'%s%s%s (expected normal, uniform, zeros, ones, constant)",
+                      fname, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
   }
   double vals[2] = {0, 0};
   bool given[2] = {false, false};
@@ -228,20 +228,20 @@ static bool resolve_init(Sema *S, SemaScope *sc, SemaMemb *mb) {
       for (int j = 0; j < spec->n; j++)
         if (strcmp(spec->params[j], a->name) == 0) slot = j;
       if (slot < 0) {
-        ok = ckc_error(S->d, a->loc, "E0208", "%s has no argument named '%s'", spec->name, a->name);
+        ok = sema_error(S, a->loc, "E0208", "%s has no argument named '%s'", spec->name, a->name);
         continue;
       }
     } else {
       slot = npos++;
       if (slot >= spec->n) {
-        ok = ckc_error(S->d, e->loc, "E0300", "%s expects %d positional argument%s, got %d",
-                       spec->name, spec->n, spec->n == 1 ? "" : "s", e->u.call.nargs);
+        ok = sema_error(S, e->loc, "E0300", "%s expects %d positional argument%s, got %d",
+                        spec->name, spec->n, spec->n == 1 ? "" : "s", e->u.call.nargs);
         break;
       }
     }
     if (given[slot]) {
-      ok = ckc_error(S->d, a->loc, "E0219", "argument '%s' of %s given twice", spec->params[slot],
-                     spec->name);
+      ok = sema_error(S, a->loc, "E0219", "argument '%s' of %s given twice", spec->params[slot],
+                      spec->name);
       continue;
     }
     given[slot] = true;
@@ -251,8 +251,8 @@ static bool resolve_init(Sema *S, SemaScope *sc, SemaMemb *mb) {
       continue;
     }
     if (v.kind != SV_INT && v.kind != SV_FLOAT) {
-      ok = ckc_error(S->d, a->loc, "E0354", "%s: '%s' must be a number, got %s", spec->name,
-                     spec->params[slot], sema_val_kind_str(S, &v));
+      ok = sema_error(S, a->loc, "E0354", "%s: '%s' must be a number, got %s", spec->name,
+                      spec->params[slot], sema_val_kind_str(S, &v));
       continue;
     }
     vals[slot] = v.kind == SV_FLOAT ? v.f : (double)v.i;
@@ -260,17 +260,17 @@ static bool resolve_init(Sema *S, SemaScope *sc, SemaMemb *mb) {
   if (!ok) return false;
   for (int j = 0; j < spec->n; j++)
     if (!given[j])
-      return ckc_error(S->d, e->loc, "E0300", "%s expects %d positional argument%s (missing '%s')",
-                       spec->name, spec->n, spec->n == 1 ? "" : "s", spec->params[j]);
+      return sema_error(S, e->loc, "E0300", "%s expects %d positional argument%s (missing '%s')",
+                        spec->name, spec->n, spec->n == 1 ? "" : "s", spec->params[j]);
   mb->attrs[mb->nattrs++] = ir_attr_str("init", spec->name);
   if (strcmp(spec->name, "normal") == 0) {
-    if (vals[1] < 0) return ckc_error(S->d, e->loc, "E0354", "normal: std must not be negative");
+    if (vals[1] < 0) return sema_error(S, e->loc, "E0354", "normal: std must not be negative");
     mb->attrs[mb->nattrs++] = ir_attr_float("mean", vals[0]);
     mb->attrs[mb->nattrs++] = ir_attr_float("std", vals[1]);
   } else if (strcmp(spec->name, "uniform") == 0) {
     if (vals[0] > vals[1])
-      return ckc_error(S->d, e->loc, "E0354", "uniform: low (%g) is greater than high (%g)",
-                       vals[0], vals[1]);
+      return sema_error(S, e->loc, "E0354", "uniform: low (%g) is greater than high (%g)",
+                        vals[0], vals[1]);
     mb->attrs[mb->nattrs++] = ir_attr_float("low", vals[0]);
     mb->attrs[mb->nattrs++] = ir_attr_float("high", vals[1]);
   } else if (strcmp(spec->name, "constant") == 0) {
@@ -298,7 +298,14 @@ static bool in_building(Sema *S, AstDecl *decl) {
  * every element) and, for arrays, the element count. */
 static void resolve_sublayer(Sema *S, SemaInst *inst, SemaMemb *mb) {
   SemaScope sc = {.mod = inst->mod, .inst = inst};
+  /* errors while the sub-instance is built point back at this declaration;
+   * sema_make_instance names the frame once it knows the instance */
+  SemaCtx fr = {SEMA_CTX_INST, NULL, mb->m->name, mb->m->loc};
+  CKC_VEC_PUSH(S->a, S->ctx, fr);
+  int depth = S->ctx.len;
   SemaInst *sub = sema_instantiate(S, &sc, mb->m->ctor, mb->m->loc);
+  CKC_ASSERT(S->ctx.len == depth);
+  S->ctx.len--;
   if (!sub) return;
   SemaVal v = sema_poison();
   v.inst = sub;
@@ -307,8 +314,8 @@ static void resolve_sublayer(Sema *S, SemaInst *inst, SemaMemb *mb) {
     int64_t n;
     if (!sema_eval_int(S, &sc, mb->m->count, "the instance count", &n)) return;
     if (n <= 0 || n > 100000) {
-      ckc_error(S->d, mb->m->count->loc, "E0305", "instance count of '%s' must be in 1..100000, got %lld",
-                mb->m->name, (long long)n);
+      sema_error(S, mb->m->count->loc, "E0305", "instance count of '%s' must be in 1..100000, got %lld",
+                 mb->m->name, (long long)n);
       return;
     }
     v.kind = SV_ARRAY;
@@ -339,17 +346,22 @@ SemaInst *sema_make_instance(Sema *S, SemaModule *mod, AstDecl *decl, const Sema
     SemaInst *old = S->insts.items[i];
     if (strcmp(old->key, key) != 0 || old->mod != mod) continue;
     if (old->state == 0) {
-      ckc_error(S->d, loc, "E0210", "layer '%s' contains itself", qname);
-      ckc_note(S->d, decl->name_loc, "'%s' is declared here", qname);
+      sema_error(S, loc, "E0210", "layer '%s' contains itself", qname);
+      sema_note(S, decl->name_loc, "'%s' is declared here", qname);
       return NULL;
     }
     return old;
   }
   if (in_building(S, decl)) {
-    ckc_error(S->d, loc, "E0210", "layer '%s' contains itself (as %s)", qname, key);
-    ckc_note(S->d, decl->name_loc, "'%s' is declared here", qname);
+    sema_error(S, loc, "E0210", "layer '%s' contains itself (as %s)", qname, key);
+    sema_note(S, decl->name_loc, "'%s' is declared here", qname);
     return NULL;
   }
+  /* from here on errors are inside this instance: the member declaration
+   * that asked for it (resolve_sublayer's frame) says so */
+  if (S->ctx.len && S->ctx.items[S->ctx.len - 1].kind == SEMA_CTX_INST &&
+      !S->ctx.items[S->ctx.len - 1].what)
+    S->ctx.items[S->ctx.len - 1].what = key;
   SemaInst *inst = CKC_NEW(S->a, SemaInst);
   inst->decl = decl;
   inst->mod = mod;
@@ -373,9 +385,9 @@ SemaInst *sema_make_instance(Sema *S, SemaModule *mod, AstDecl *decl, const Sema
     for (AstField *f = decl->args; f; f = f->next)
       if (f->name && strcmp(f->name, m->name) == 0) oldarg = f;
     if (old || oldarg) {
-      ckc_error(S->d, m->name_loc, "E0202", "duplicate definition of '%s' in %s '%s'", m->name,
-                inst->is_model ? "model" : "layer", decl->name);
-      ckc_note(S->d, old ? old->m->name_loc : oldarg->loc, "'%s' was first defined here", m->name);
+      sema_error(S, m->name_loc, "E0202", "duplicate definition of '%s' in %s '%s'", m->name,
+                 inst->is_model ? "model" : "layer", decl->name);
+      sema_note(S, old ? old->m->name_loc : oldarg->loc, "'%s' was first defined here", m->name);
       continue;
     }
     SemaMemb *mb = CKC_NEW(S->a, SemaMemb);
@@ -404,8 +416,8 @@ SemaInst *sema_make_instance(Sema *S, SemaModule *mod, AstDecl *decl, const Sema
       for (AstField *f = mb->m->params; f; f = f->next)
         for (AstField *g = mb->m->params; g != f; g = g->next)
           if (f->name && g->name && strcmp(f->name, g->name) == 0) {
-            ckc_error(S->d, f->loc, "E0218", "fn '%s' has two parameters named '%s'", mb->m->name,
-                      f->name);
+            sema_error(S, f->loc, "E0218", "fn '%s' has two parameters named '%s'", mb->m->name,
+                       f->name);
             break;
           }
       break;
@@ -430,14 +442,14 @@ SemaInst *sema_instantiate(Sema *S, SemaScope *sc, AstExpr *ctor, CkcLoc loc) {
   SemaVal lv = sema_eval(S, &csc, callee);
   if (lv.kind == SV_POISON) return NULL;
   if (lv.kind != SV_LAYER) {
-    ckc_error(S->d, callee->loc, "E0214", "'%s' is not a layer (it is %s)", expr_text(S, callee),
-              sema_val_kind_str(S, &lv));
+    sema_error(S, callee->loc, "E0214", "'%s' is not a layer (it is %s)", expr_text(S, callee),
+               sema_val_kind_str(S, &lv));
     return NULL;
   }
   AstDecl *decl = lv.decl;
   if (decl->kind == AST_DECL_MODEL) {
-    ckc_error(S->d, callee->loc, "E0214", "'%s' is a model; only layers can be members",
-              expr_text(S, callee));
+    sema_error(S, callee->loc, "E0214", "'%s' is a model; only layers can be members",
+               expr_text(S, callee));
     return NULL;
   }
   int nparams = 0;
@@ -457,8 +469,8 @@ SemaInst *sema_instantiate(Sema *S, SemaScope *sc, AstExpr *ctor, CkcLoc loc) {
         int nn = 0;
         for (AstField *f = decl->args; f && nn < 32; f = f->next) names[nn++] = f->name;
         const char *sug = sema_suggest(a->name, names, nn);
-        ok = ckc_error(S->d, a->loc, "E0208", "layer %s has no argument named '%s'%s%s%s", qname,
-                       a->name, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
+        ok = sema_error(S, a->loc, "E0208", "layer %s has no argument named '%s'%s%s%s", qname,
+                        a->name, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
         continue;
       }
     } else {
@@ -467,11 +479,11 @@ SemaInst *sema_instantiate(Sema *S, SemaScope *sc, AstExpr *ctor, CkcLoc loc) {
         int nreq = 0;
         for (AstField *f = decl->args; f; f = f->next) nreq += f->deflt == NULL;
         if (nreq == nparams)
-          ok = ckc_error(S->d, ctor->loc, "E0300", "%s expects %d argument%s, got %d", qname, nparams,
-                         nparams == 1 ? "" : "s", ncargs);
+          ok = sema_error(S, ctor->loc, "E0300", "%s expects %d argument%s, got %d", qname, nparams,
+                          nparams == 1 ? "" : "s", ncargs);
         else
-          ok = ckc_error(S->d, ctor->loc, "E0300", "%s expects %d to %d arguments, got %d", qname,
-                         nreq, nparams, ncargs);
+          ok = sema_error(S, ctor->loc, "E0300", "%s expects %d to %d arguments, got %d", qname,
+                          nreq, nparams, ncargs);
         break;
       }
     }
@@ -480,7 +492,7 @@ SemaInst *sema_instantiate(Sema *S, SemaScope *sc, AstExpr *ctor, CkcLoc loc) {
       const char *pn = "?";
       for (AstField *f = decl->args; f; f = f->next, j++)
         if (j == slot) pn = f->name;
-      ok = ckc_error(S->d, a->loc, "E0219", "argument '%s' of %s given twice", pn, qname);
+      ok = sema_error(S, a->loc, "E0219", "argument '%s' of %s given twice", pn, qname);
       continue;
     }
     given[slot] = a->value;
@@ -498,15 +510,21 @@ SemaInst *sema_instantiate(Sema *S, SemaScope *sc, AstExpr *ctor, CkcLoc loc) {
   for (AstField *f = decl->args; f; f = f->next, j++) {
     SemaVal dv = sema_poison();
     if (f->deflt) {
+      /* a default is the layer's code run for this member: a mistake in it
+       * names the declaration (the instance key is not known yet) */
+      SemaCtx *fr = S->ctx.len ? &S->ctx.items[S->ctx.len - 1] : NULL;
+      bool named = fr && fr->kind == SEMA_CTX_INST && !fr->what;
+      if (named) fr->what = qname;
       SemaScope dsc = {.mod = lv.mod, .inst = &tmp};
       if (!sema_eval_const(S, &dsc, f->deflt, &dv)) ok = false;
+      if (named) S->ctx.items[S->ctx.len - 1].what = NULL;
     }
     if (given[j]) {
       if (!sema_eval_const(S, &csc, given[j], &vals[j])) ok = false;
     } else if (f->deflt) {
       vals[j] = dv;
     } else {
-      ok = ckc_error(S->d, ctor->loc, "E0300", "%s: missing argument '%s'", qname, f->name);
+      ok = sema_error(S, ctor->loc, "E0300", "%s: missing argument '%s'", qname, f->name);
     }
     /* names show the arguments up to the last one that differs from its default */
     bool is_default = f->deflt && dv.kind == vals[j].kind &&
@@ -528,7 +546,7 @@ SemaVal sema_member_val(Sema *S, SemaScope *sc, SemaInst *inst, SemaMemb *mb, co
   case AST_MEMBER_PARAM:
     if (!mb->ok) return v;
     if (!sc->g) {
-      ckc_error(S->d, loc, "E0403", "param '%s' is not a constant", mb->m->name);
+      sema_error(S, loc, "E0403", "param '%s' is not a constant", mb->m->name);
       return v;
     }
     return tensor_val(ir_param(sc->g, join_path(S, path, mb->m->name), mb->dt, &mb->shape,
@@ -570,7 +588,7 @@ static bool dim_specs(Sema *S, SemaScope *sc, AstType *t, DimSpec *ds, int *nell
       continue;
     }
     if (e->kind == AST_EXPR_ELLIPSIS) {
-      if (++*nell > 1) ok = ckc_error(S->d, e->loc, "E0350", "at most one '...' per type");
+      if (++*nell > 1) ok = sema_error(S, e->loc, "E0350", "at most one '...' per type");
       ds[i].kind = DS_ELL;
       continue;
     }
@@ -633,14 +651,14 @@ static bool match_type(Sema *S, SemaScope *sc, AstType *t, CkDType dt, const CkS
   if (!t->dtype || !ck_dtype_from_name(t->dtype, &want)) {
     static const char *const names[] = {"f32", "f64", "i32", "u8", "bool"};
     const char *sug = t->dtype ? sema_suggest(t->dtype, names, 5) : NULL;
-    return ckc_error(S->d, t->loc, "E0207", "unknown dtype '%s'%s%s%s (dtypes: f32 f64 i32 u8 bool)",
-                     t->dtype ? t->dtype : "", sug ? "; did you mean '" : "", sug ? sug : "",
-                     sug ? "'?" : "");
+    return sema_error(S, t->loc, "E0207", "unknown dtype '%s'%s%s%s (dtypes: f32 f64 i32 u8 bool)",
+                      t->dtype ? t->dtype : "", sug ? "; did you mean '" : "", sug ? sug : "",
+                      sug ? "'?" : "");
   }
   int k = t->is_tensor ? t->ndims : 0;
   if (k > CK_MAX_RANK)
-    return ckc_error(S->d, t->loc, "E0350", "a type has %d dims; at most %d are supported", k,
-                     CK_MAX_RANK);
+    return sema_error(S, t->loc, "E0350", "a type has %d dims; at most %d are supported", k,
+                      CK_MAX_RANK);
   DimSpec ds[CK_MAX_RANK + 1];
   int nell;
   if (!dim_specs(S, sc, t, ds, &nell)) return false;
@@ -649,8 +667,8 @@ static bool match_type(Sema *S, SemaScope *sc, AstType *t, CkDType dt, const CkS
   do {                                                                                    \
     char why_[256];                                                                       \
     snprintf(why_, sizeof why_, __VA_ARGS__);                                             \
-    return ckc_error(S->d, loc, id, "%s: expected %s, got %s (%s)", what,                 \
-                     decl_type_str(S, t->dtype, t, ds), got, why_);                       \
+    return sema_error(S, loc, id, "%s: expected %s, got %s (%s)", what,                   \
+                      decl_type_str(S, t->dtype, t, ds), got, why_);                      \
   } while (0)
   if (want != dt) MISMATCH("dtype %s vs %s", t->dtype, ck_dtype_name(dt));
   int r = shape->rank;
@@ -674,7 +692,7 @@ static bool match_type(Sema *S, SemaScope *sc, AstType *t, CkDType dt, const CkS
       sc->has_ellipsis = true;
       sc->ellipsis = ell;
     } else {
-      return ckc_error(S->d, loc, "E0357", "%s: '...' is not bound by the arguments", what);
+      return sema_error(S, loc, "E0357", "%s: '...' is not bound by the arguments", what);
     }
   }
   for (int j = 0; j < k; j++) {
@@ -695,8 +713,8 @@ static bool match_type(Sema *S, SemaScope *sc, AstType *t, CkDType dt, const CkS
       continue;
     }
     if (!may_bind)
-      return ckc_error(S->d, t->dims[j]->loc, "E0357",
-                       "%s: dimension variable '%s' is not bound by the arguments", what, ds[j].name);
+      return sema_error(S, t->dims[j]->loc, "E0357",
+                        "%s: dimension variable '%s' is not bound by the arguments", what, ds[j].name);
     SemaLocal l = {ds[j].name, sema_int(have), t->dims[j]->loc, true};
     CKC_VEC_PUSH(S->a, sc->frame->locals, l);
   }
@@ -734,9 +752,9 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
     SemaVal v = s->expr ? sema_eval(S, sc, s->expr) : sema_poison();
     for (int i = 0; i < sc->frame->locals.len; i++)
       if (!sc->frame->locals.items[i].is_dim && strcmp(sc->frame->locals.items[i].name, s->name) == 0) {
-        ckc_error(S->d, s->name_loc, "E0202", "'%s' is already defined in this block (assign with %s = ...)",
-                  s->name, s->name);
-        ckc_note(S->d, sc->frame->locals.items[i].loc, "'%s' was first defined here", s->name);
+        sema_error(S, s->name_loc, "E0202", "'%s' is already defined in this block (assign with %s = ...)",
+                   s->name, s->name);
+        sema_note(S, sc->frame->locals.items[i].loc, "'%s' was first defined here", s->name);
         break;
       }
     if (v.kind == SV_LAYER) {
@@ -772,7 +790,7 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
         SemaLocal *l = &f->locals.items[i];
         if (strcmp(l->name, s->name) != 0) continue;
         if (l->is_dim) {
-          ckc_error(S->d, s->name_loc, "E0212", "cannot assign to dimension variable '%s'", s->name);
+          sema_error(S, s->name_loc, "E0212", "cannot assign to dimension variable '%s'", s->name);
           return;
         }
         if (v.kind == SV_LAYER) {
@@ -785,17 +803,17 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
       }
     SemaVal other;
     if (sema_lookup(S, sc, s->name, s->name_loc, &other))
-      ckc_error(S->d, s->name_loc, "E0212", "cannot assign to '%s' (%s); only let variables and fn arguments can be assigned",
-                s->name, sema_val_kind_str(S, &other));
+      sema_error(S, s->name_loc, "E0212", "cannot assign to '%s' (%s); only let variables and fn arguments can be assigned",
+                 s->name, sema_val_kind_str(S, &other));
     else
-      ckc_error(S->d, s->name_loc, "E0212", "assignment to undeclared variable '%s' (declare it with let)%s",
-                s->name, sema_suggest_in_scope(S, sc, s->name, false));
+      sema_error(S, s->name_loc, "E0212", "assignment to undeclared variable '%s' (declare it with let)%s",
+                 s->name, sema_suggest_in_scope(S, sc, s->name, false));
     return;
   }
   case AST_STMT_RETURN: {
     SemaVal v = s->expr ? sema_eval(S, sc, s->expr) : sema_poison();
     if (bs->loop_depth > 0) {
-      ckc_error(S->d, s->loc, "E0307", "return inside a for loop (loops are unrolled; assign and return after it)");
+      sema_error(S, s->loc, "E0307", "return inside a for loop (loops are unrolled; assign and return after it)");
       return;
     }
     bs->returned = true;
@@ -808,8 +826,8 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
     if (it.kind == SV_POISON || !s->name) return;
     int n = it.kind == SV_ARRAY ? (int)it.i : it.kind == SV_TUPLE ? it.n : -1;
     if (n < 0) {
-      ckc_error(S->d, s->expr->loc, "E0353", "cannot iterate over %s; for loops run over instance arrays (name: Layer(...)[N])",
-                sema_val_kind_str(S, &it));
+      sema_error(S, s->expr->loc, "E0353", "cannot iterate over %s; for loops run over instance arrays (name: Layer(...)[N])",
+                 sema_val_kind_str(S, &it));
       return;
     }
     bs->loop_depth++;
@@ -826,11 +844,11 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
         el = it.elems[i];
       }
       push_local(S, &fr, s->name, el, s->name_loc);
-      int e0 = S->d->nerrors;
+      int e0 = sema_failures(S);
       exec_block(S, &isc, s->body, bs);
       sc->has_ellipsis = isc.has_ellipsis;
       sc->ellipsis = isc.ellipsis;
-      if (S->d->nerrors > e0) break; /* the same mistake in every iteration: say it once */
+      if (sema_failures(S) > e0) break; /* the same mistake in every iteration: say it once */
     }
     bs->loop_depth--;
     return;
@@ -844,7 +862,7 @@ static void exec_stmt(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
 static void exec_block(Sema *S, SemaScope *sc, AstStmt *s, BodyState *bs) {
   for (; s; s = s->next) {
     if (bs->returned) {
-      ckc_error(S->d, s->loc, "E0307", "unreachable statement after return");
+      sema_error(S, s->loc, "E0307", "unreachable statement after return");
       return;
     }
     exec_stmt(S, sc, s, bs);
@@ -889,13 +907,13 @@ static IrGraph *build_fn(Sema *S, SemaInst *inst, AstMember *fn, const CallArgs 
     SemaGraphEntry *ge = S->graphs.items[k];
     if (strcmp(ge->key, key) != 0) continue;
     if (ge->state == 1) {
-      ckc_error(S->d, callloc, "E0211", "recursive call of %s", desc);
+      sema_error(S, callloc, "E0211", "recursive call of %s", desc);
       return NULL;
     }
     return ge->state == 2 ? ge->g : NULL;
   }
   if (S->call_depth > 64) {
-    ckc_error(S->d, callloc, "E0211", "calls nested more than 64 deep at %s (recursion?)", desc);
+    sema_error(S, callloc, "E0211", "calls nested more than 64 deep at %s (recursion?)", desc);
     return NULL;
   }
   const char *name = entry ? "forward" : desc;
@@ -917,13 +935,20 @@ static IrGraph *build_fn(Sema *S, SemaInst *inst, AstMember *fn, const CallArgs 
     if (g->input_names.len < g->inputs.len) CKC_VEC_PUSH(S->a, g->input_names, f->name);
     push_local(S, &frame, f->name, tensor_val(in), f->loc);
   }
-  int e0 = S->d->nerrors;
+  int e0 = sema_failures(S);
+  /* errors in a layer's body and result name the call that asked for this
+   * graph; the model's own fns are the user's code and need no such note */
+  int depth = S->ctx.len;
+  if (!inst->is_model) {
+    SemaCtx fr = {SEMA_CTX_CALL, desc, NULL, callloc};
+    CKC_VEC_PUSH(S->a, S->ctx, fr);
+  }
   S->call_depth++;
   BodyState bs = {0};
   exec_block(S, &sc, fn->body, &bs);
   S->call_depth--;
   if (!bs.returned) {
-    ckc_error(S->d, fn->name_loc, "E0307", "fn '%s' ends without returning a value", fn->name);
+    sema_error(S, fn->name_loc, "E0307", "fn '%s' ends without returning a value", fn->name);
   } else if (bs.ret.kind != SV_POISON && fn->ret) {
     const char *what = ckc_arena_printf(S->a, "result of %s", desc);
     SemaVal v = bs.ret;
@@ -941,9 +966,12 @@ static IrGraph *build_fn(Sema *S, SemaInst *inst, AstMember *fn, const CallArgs 
     if (n && match_type(S, &sc, fn->ret, n->dtype, &n->shape, false, "E0302", what, bs.ret_loc))
       ir_set_output(g, n);
   }
+  CKC_ASSERT(S->ctx.len == depth + !inst->is_model);
+  S->ctx.len = depth;
   /* a body that produced no output (poisoned return) fails quietly: the
-   * error that poisoned it was reported where it happened */
-  ge->state = S->d->nerrors > e0 || g->outputs.len == 0 ? 3 : 2;
+   * error that poisoned it was reported where it happened; a failed graph
+   * stays cached as failed, so later calls with the same types are quiet */
+  ge->state = sema_failures(S) > e0 || g->outputs.len == 0 ? 3 : 2;
   return ge->state == 2 ? g : NULL;
 }
 
@@ -971,19 +999,19 @@ static SemaVal call_fn(Sema *S, SemaScope *sc, SemaInst *inst, const char *path,
       for (AstField *f = fn->params; f; f = f->next, j++)
         if (f->name && strcmp(f->name, a->name) == 0) slot = j;
       if (slot < 0) {
-        ok = ckc_error(S->d, a->loc, "E0208", "%s has no argument named '%s'", desc, a->name);
+        ok = sema_error(S, a->loc, "E0208", "%s has no argument named '%s'", desc, a->name);
         continue;
       }
     } else {
       slot = npos++;
       if (slot >= nparams) {
-        ok = ckc_error(S->d, call->loc, "E0300", "%s expects %d argument%s, got %d", desc, nparams,
-                       nparams == 1 ? "" : "s", call->u.call.nargs);
+        ok = sema_error(S, call->loc, "E0300", "%s expects %d argument%s, got %d", desc, nparams,
+                        nparams == 1 ? "" : "s", call->u.call.nargs);
         break;
       }
     }
     if (given[slot]) {
-      ok = ckc_error(S->d, a->loc, "E0219", "an argument of %s is given twice", desc);
+      ok = sema_error(S, a->loc, "E0219", "an argument of %s is given twice", desc);
       continue;
     }
     given[slot] = a->value;
@@ -992,11 +1020,11 @@ static SemaVal call_fn(Sema *S, SemaScope *sc, SemaInst *inst, const char *path,
   if (ok)
     for (int j = 0; j < nparams; j++)
       if (!given[j])
-        ok = ckc_error(S->d, call->loc, "E0300", "%s expects %d argument%s, got %d", desc, nparams,
-                       nparams == 1 ? "" : "s", call->u.call.nargs);
+        ok = sema_error(S, call->loc, "E0300", "%s expects %d argument%s, got %d", desc, nparams,
+                        nparams == 1 ? "" : "s", call->u.call.nargs);
   if (!ok) return sema_poison();
   if (!sc->g) {
-    ckc_error(S->d, call->loc, "E0403", "a call of %s is not a constant", desc);
+    sema_error(S, call->loc, "E0403", "a call of %s is not a constant", desc);
     return sema_poison();
   }
   IrNode **in = CKC_NEW_ARRAY(S->a, IrNode *, nparams + 1);
@@ -1031,8 +1059,8 @@ static SemaVal call_fn(Sema *S, SemaScope *sc, SemaInst *inst, const char *path,
 bool sema_elab_entry(Sema *S, SemaInst *model) {
   AstMember *fn = find_fn(model, "forward");
   if (!fn)
-    return ckc_error(S->d, model->decl->name_loc, "E0217", "model '%s' has no fn forward",
-                     model->decl->name);
+    return sema_error(S, model->decl->name_loc, "E0217", "model '%s' has no fn forward",
+                      model->decl->name);
   int n = 0;
   for (AstField *f = fn->params; f; f = f->next) n++;
   CallArgs ca = {n, CKC_NEW_ARRAY(S->a, CkDType, n + 1), CKC_NEW_ARRAY(S->a, CkShape, n + 1),
@@ -1157,13 +1185,13 @@ static bool bind_builtin(Sema *S, const Builtin *b, AstExpr *call, BArgs *ba) {
         ckc_buf_init(&names, S->a);
         int first = b->maxpos < 0 ? 0 : 1;
         for (int j = first; j < np; j++) ckc_buf_printf(&names, "%s%s", j > first ? ", " : "", b->params[j]);
-        ok = ckc_error(S->d, a->loc, "E0208", "%s has no argument named '%s'%s%s%s%s%s%s", b->name,
-                       a->name, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "",
-                       np > first ? " (arguments: " : "", ckc_buf_str(&names), np > first ? ")" : "");
+        ok = sema_error(S, a->loc, "E0208", "%s has no argument named '%s'%s%s%s%s%s%s", b->name,
+                        a->name, sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "",
+                        np > first ? " (arguments: " : "", ckc_buf_str(&names), np > first ? ")" : "");
         continue;
       }
       if (ba->by[slot]) {
-        ok = ckc_error(S->d, a->loc, "E0219", "argument '%s' of %s given twice", a->name, b->name);
+        ok = sema_error(S, a->loc, "E0219", "argument '%s' of %s given twice", a->name, b->name);
         continue;
       }
       ba->by[slot] = a->value;
@@ -1184,8 +1212,8 @@ static bool bind_builtin(Sema *S, const Builtin *b, AstExpr *call, BArgs *ba) {
     for (int j = 0; j < b->minpos; j++)
       if (!ba->by[j]) bad = true;
   if (bad)
-    return ckc_error(S->d, call->loc, "E0300", "%s expects %s, got %d", b->name, arity_str(S, b),
-                     ba->npos);
+    return sema_error(S, call->loc, "E0300", "%s expects %s, got %d", b->name, arity_str(S, b),
+                      ba->npos);
   return true;
 }
 
@@ -1196,8 +1224,8 @@ static bool attr_const(Sema *S, SemaScope *sc, const Builtin *b, const char *key
   *out = v;
   if (v.kind == SV_POISON) return false;
   if (sema_is_const(&v) || v.kind == SV_TUPLE || v.kind == SV_STR) return true;
-  return ckc_error(S->d, e->loc, "E0403", "%s: '%s' must be a constant, got %s", b->name, key,
-                   sema_val_kind_str(S, &v));
+  return sema_error(S, e->loc, "E0403", "%s: '%s' must be a constant, got %s", b->name, key,
+                    sema_val_kind_str(S, &v));
 }
 
 static bool attr_int(Sema *S, SemaScope *sc, const Builtin *b, const char *key, AstExpr *e,
@@ -1205,8 +1233,8 @@ static bool attr_int(Sema *S, SemaScope *sc, const Builtin *b, const char *key, 
   SemaVal v;
   if (!attr_const(S, sc, b, key, e, &v)) return false;
   if (v.kind != SV_INT)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be an integer, got %s", b->name, key,
-                     sema_val_kind_str(S, &v));
+    return sema_error(S, e->loc, "E0308", "%s: '%s' must be an integer, got %s", b->name, key,
+                      sema_val_kind_str(S, &v));
   *out = v.i;
   return true;
 }
@@ -1216,8 +1244,8 @@ static bool attr_bool(Sema *S, SemaScope *sc, const Builtin *b, const char *key,
   SemaVal v;
   if (!attr_const(S, sc, b, key, e, &v)) return false;
   if (v.kind != SV_BOOL)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be true or false, got %s", b->name, key,
-                     sema_val_str(S, &v));
+    return sema_error(S, e->loc, "E0308", "%s: '%s' must be true or false, got %s", b->name, key,
+                      sema_val_str(S, &v));
   *out = v.i != 0;
   return true;
 }
@@ -1227,8 +1255,8 @@ static bool attr_float(Sema *S, SemaScope *sc, const Builtin *b, const char *key
   SemaVal v;
   if (!attr_const(S, sc, b, key, e, &v)) return false;
   if (v.kind != SV_INT && v.kind != SV_FLOAT)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be a number, got %s", b->name, key,
-                     sema_val_kind_str(S, &v));
+    return sema_error(S, e->loc, "E0308", "%s: '%s' must be a number, got %s", b->name, key,
+                      sema_val_kind_str(S, &v));
   *out = v.kind == SV_FLOAT ? v.f : (double)v.i;
   return true;
 }
@@ -1244,15 +1272,15 @@ static bool attr_ints(Sema *S, SemaScope *sc, const Builtin *b, const char *key,
     return true;
   }
   if (v.kind != SV_TUPLE)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be an integer or a tuple of integers, got %s",
-                     b->name, key, sema_val_kind_str(S, &v));
+    return sema_error(S, e->loc, "E0308", "%s: '%s' must be an integer or a tuple of integers, got %s",
+                      b->name, key, sema_val_kind_str(S, &v));
   if (v.n > maxn)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' has %d entries; at most %d are allowed", b->name,
-                     key, v.n, maxn);
+    return sema_error(S, e->loc, "E0308", "%s: '%s' has %d entries; at most %d are allowed", b->name,
+                      key, v.n, maxn);
   for (int i = 0; i < v.n; i++) {
     if (v.elems[i].kind != SV_INT)
-      return ckc_error(S->d, e->loc, "E0308", "%s: entry %d of '%s' must be an integer, got %s",
-                       b->name, i, key, sema_val_kind_str(S, &v.elems[i]));
+      return sema_error(S, e->loc, "E0308", "%s: entry %d of '%s' must be an integer, got %s",
+                        b->name, i, key, sema_val_kind_str(S, &v.elems[i]));
     out[i] = v.elems[i].i;
   }
   *n = v.n;
@@ -1267,12 +1295,12 @@ static bool attr_pair(Sema *S, SemaScope *sc, const Builtin *b, const char *key,
   if (!attr_ints(S, sc, b, key, e, v, &n, CK_MAX_RANK)) return false;
   if (n == 1) v[1] = v[0];
   else if (n != 2)
-    return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be an integer or a pair, got %d values",
-                     b->name, key, n);
+    return sema_error(S, e->loc, "E0308", "%s: '%s' must be an integer or a pair, got %d values",
+                      b->name, key, n);
   for (int i = 0; i < 2; i++)
     if (v[i] < minv)
-      return ckc_error(S->d, e->loc, "E0308", "%s: '%s' must be at least %lld, got %lld", b->name,
-                       key, (long long)minv, (long long)v[i]);
+      return sema_error(S, e->loc, "E0308", "%s: '%s' must be at least %lld, got %lld", b->name,
+                        key, (long long)minv, (long long)v[i]);
   out[0] = v[0];
   out[1] = v[1];
   return true;
@@ -1282,8 +1310,8 @@ static bool attr_pair(Sema *S, SemaScope *sc, const Builtin *b, const char *key,
 static bool norm_axis(Sema *S, CkcLoc loc, const char *op, int64_t ax, const IrNode *x, int64_t *out) {
   int r = x->shape.rank;
   if (ax < -r || ax >= r)
-    return ckc_error(S->d, loc, "E0308", "%s: axis %lld is out of range for %s (rank %d)", op,
-                     (long long)ax, type_str(S, x), r);
+    return sema_error(S, loc, "E0308", "%s: axis %lld is out of range for %s (rank %d)", op,
+                      (long long)ax, type_str(S, x), r);
   *out = ax < 0 ? ax + r : ax;
   return true;
 }
@@ -1306,8 +1334,8 @@ static SemaVal elementwise2(Sema *S, SemaScope *sc, IrOp op, const char *sym, Se
     x = a.node;
     y = b.node;
     if (x->dtype != y->dtype) {
-      ckc_error(S->d, loc, "E0303", "%s: dtype mismatch: %s %s %s (convert one with cast(x, %s))",
-                what + 0, type_str(S, x), sym, type_str(S, y), ck_dtype_name(x->dtype));
+      sema_error(S, loc, "E0303", "%s: dtype mismatch: %s %s %s (convert one with cast(x, %s))",
+                 what + 0, type_str(S, x), sym, type_str(S, y), ck_dtype_name(x->dtype));
       return sema_poison();
     }
   } else if (a.kind == SV_TENSOR) {
@@ -1338,22 +1366,22 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       sema_const_builtin(S, loc, b->name, vals, n, &out, &handled);
       if (handled) return out;
       if (b->kind == BK_MIN) {
-        ckc_error(S->d, loc, "E0304", "min takes constants; for tensors use minimum(a, b)");
+        sema_error(S, loc, "E0304", "min takes constants; for tensors use minimum(a, b)");
         return sema_poison();
       }
       if (!(n == 1 && vals[0].kind == SV_TENSOR)) {
         if (strcmp(b->name, "max") == 0 && n == 2) {
-          ckc_error(S->d, loc, "E0304", "max of a tensor and another value: use maximum(a, b) (max(x, axis=...) reduces)");
+          sema_error(S, loc, "E0304", "max of a tensor and another value: use maximum(a, b) (max(x, axis=...) reduces)");
           return sema_poison();
         }
       }
     } else if (b->kind == BK_MIN) {
-      ckc_error(S->d, loc, "E0304", "min takes constants; for tensors use minimum(a, b)");
+      sema_error(S, loc, "E0304", "min takes constants; for tensors use minimum(a, b)");
       return sema_poison();
     }
   }
   if (!sc->g) {
-    ckc_error(S->d, loc, "E0403", "%s(...) is not a constant", b->name);
+    sema_error(S, loc, "E0403", "%s(...) is not a constant", b->name);
     return sema_poison();
   }
   BArgs ba;
@@ -1374,8 +1402,8 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       SemaVal v;
       if (!attr_const(S, sc, b, "approximate", ba.by[1], &v)) return sema_poison();
       if (v.kind != SV_STR || (strcmp(v.s, "none") != 0 && strcmp(v.s, "tanh") != 0)) {
-        ckc_error(S->d, ba.by[1]->loc, "E0308", "gelu: approximate must be \"none\" or \"tanh\", got %s",
-                  sema_val_str(S, &v));
+        sema_error(S, ba.by[1]->loc, "E0308", "gelu: approximate must be \"none\" or \"tanh\", got %s",
+                   sema_val_str(S, &v));
         return sema_poison();
       }
       if (strcmp(v.s, "tanh") == 0) at[nat++] = ir_attr_str("approximate", "tanh");
@@ -1390,7 +1418,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     if (x.kind == SV_TENSOR) in[1] = x.node;
     if (y.kind == SV_TENSOR) in[2] = y.node;
     if (!in[1] && !in[2]) {
-      ckc_error(S->d, loc, "E0304", "where: 'a' or 'b' must be a tensor (constants take its dtype)");
+      sema_error(S, loc, "E0304", "where: 'a' or 'b' must be a tensor (constants take its dtype)");
       return sema_poison();
     }
     if (!in[1]) in[1] = sema_is_const(&x) ? const_as(S, sc, x, in[2]->dtype, ba.by[1]->loc, "where")
@@ -1405,8 +1433,8 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     SemaVal t = sema_eval(S, sc, ba.by[1]);
     if (x.kind == SV_POISON || t.kind == SV_POISON) return sema_poison();
     if (t.kind != SV_DTYPE) {
-      ckc_error(S->d, ba.by[1]->loc, "E0207", "cast: the second argument must be a dtype (f32 f64 i32 u8 bool), got %s",
-                sema_val_kind_str(S, &t));
+      sema_error(S, ba.by[1]->loc, "E0207", "cast: the second argument must be a dtype (f32 f64 i32 u8 bool), got %s",
+                 sema_val_kind_str(S, &t));
       return sema_poison();
     }
     if (sema_is_const(&x)) {
@@ -1440,7 +1468,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       if (ba.by[1] && (!attr_int(S, sc, b, "dim0", ba.by[1], &a0) || !attr_int(S, sc, b, "dim1", ba.by[2], &a1)))
         return sema_poison();
       if (!ba.by[1] && r < 2) {
-        ckc_error(S->d, loc, "E0308", "transpose: needs at least 2 dims, got %s", type_str(S, x));
+        sema_error(S, loc, "E0308", "transpose: needs at least 2 dims, got %s", type_str(S, x));
         return sema_poison();
       }
       if (!norm_axis(S, loc, "transpose", a0, x, &a0) || !norm_axis(S, loc, "transpose", a1, x, &a1))
@@ -1451,15 +1479,15 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       int n;
       if (!attr_ints(S, sc, b, "perm", ba.by[1], perm, &n, CK_MAX_RANK)) return sema_poison();
       if (n != r) {
-        ckc_error(S->d, ba.by[1]->loc, "E0308", "permute: %d axes given for %s (rank %d)", n,
-                  type_str(S, x), r);
+        sema_error(S, ba.by[1]->loc, "E0308", "permute: %d axes given for %s (rank %d)", n,
+                   type_str(S, x), r);
         return sema_poison();
       }
       bool seen[CK_MAX_RANK] = {false};
       for (int i = 0; i < n; i++) {
         if (!norm_axis(S, ba.by[1]->loc, "permute", perm[i], x, &perm[i])) return sema_poison();
         if (seen[perm[i]]) {
-          ckc_error(S->d, ba.by[1]->loc, "E0308", "permute: axis %lld appears twice", (long long)perm[i]);
+          sema_error(S, ba.by[1]->loc, "E0308", "permute: axis %lld appears twice", (long long)perm[i]);
           return sema_poison();
         }
         seen[perm[i]] = true;
@@ -1484,15 +1512,15 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
         continue;
       }
       if (dims[i] <= 0) {
-        ckc_error(S->d, ba.by[1]->loc, "E0355", "%s: dimension %d of the shape must be positive%s, got %lld",
-                  b->name, i, b->kind == BK_RESHAPE ? " (one -1 is allowed)" : "", (long long)dims[i]);
+        sema_error(S, ba.by[1]->loc, "E0355", "%s: dimension %d of the shape must be positive%s, got %lld",
+                   b->name, i, b->kind == BK_RESHAPE ? " (one -1 is allowed)" : "", (long long)dims[i]);
         return sema_poison();
       }
       if (__builtin_mul_overflow(known, dims[i], &known)) overflow = true;
       s.dims[i] = dims[i];
     }
     if (overflow) {
-      ckc_error(S->d, ba.by[1]->loc, "E0305", "%s: the shape has too many elements", b->name);
+      sema_error(S, ba.by[1]->loc, "E0305", "%s: the shape has too many elements", b->name);
       return sema_poison();
     }
     if (b->kind == BK_BROADCAST) {
@@ -1502,14 +1530,14 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     int64_t total = ck_shape_numel_unchecked(&x->shape);
     if (neg >= 0) {
       if (total % known != 0) {
-        ckc_error(S->d, loc, "E0355", "reshape: cannot reshape %s (%lld elements) with -1: %lld is not a multiple of %lld",
-                  type_str(S, x), (long long)total, (long long)total, (long long)known);
+        sema_error(S, loc, "E0355", "reshape: cannot reshape %s (%lld elements) with -1: %lld is not a multiple of %lld",
+                   type_str(S, x), (long long)total, (long long)total, (long long)known);
         return sema_poison();
       }
       s.dims[neg] = total / known;
     } else if (known != total) {
-      ckc_error(S->d, loc, "E0355", "reshape: %s has %lld elements, the new shape %lld", type_str(S, x),
-                (long long)total, (long long)known);
+      sema_error(S, loc, "E0355", "reshape: %s has %lld elements, the new shape %lld", type_str(S, x),
+                 (long long)total, (long long)known);
       return sema_poison();
     }
     IrErr err;
@@ -1525,7 +1553,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     if (ba.by[4] && !attr_int(S, sc, b, "step", ba.by[4], &step)) return sema_poison();
     if (!x || !norm_axis(S, loc, "slice", axis, x, &axis)) return sema_poison();
     if (step <= 0) {
-      ckc_error(S->d, ba.by[4]->loc, "E0356", "slice: step must be positive, got %lld", (long long)step);
+      sema_error(S, ba.by[4]->loc, "E0356", "slice: step must be positive, got %lld", (long long)step);
       return sema_poison();
     }
     int64_t dim = x->shape.dims[axis];
@@ -1535,8 +1563,8 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     start = start < 0 ? 0 : start > dim ? dim : start;
     end = end < 0 ? 0 : end > dim ? dim : end;
     if (end <= start) {
-      ckc_error(S->d, loc, "E0356", "slice: empty result on axis %lld of %s (start %lld, end %lld)",
-                (long long)axis, type_str(S, x), (long long)start, (long long)end);
+      sema_error(S, loc, "E0356", "slice: empty result on axis %lld of %s (start %lld, end %lld)",
+                 (long long)axis, type_str(S, x), (long long)start, (long long)end);
       return sema_poison();
     }
     at[nat++] = ir_attr_int("axis", axis);
@@ -1582,7 +1610,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       }
     for (int i = 1; i < n; i++)
       if (axes[i] == axes[i - 1]) {
-        ckc_error(S->d, ba.by[1]->loc, "E0308", "%s: axis %lld appears twice", b->name, (long long)axes[i]);
+        sema_error(S, ba.by[1]->loc, "E0308", "%s: axis %lld appears twice", b->name, (long long)axes[i]);
         return sema_poison();
       }
     at[nat++] = ir_attr_ints("axes", axes, n);
@@ -1614,14 +1642,14 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
       nin++;
     }
     if (nt == 3 && !ba.by[1] && ba.by[2]) {
-      ckc_error(S->d, ba.by[2]->loc, "E0300", "layernorm: a bias needs a weight");
+      sema_error(S, ba.by[2]->loc, "E0300", "layernorm: a bias needs a weight");
       return sema_poison();
     }
     double eps = 1e-5;
     if (ba.by[nt] && !attr_float(S, sc, b, "eps", ba.by[nt], &eps)) return sema_poison();
     if (!ok) return sema_poison();
     if (!(eps > 0)) {
-      ckc_error(S->d, ba.by[nt]->loc, "E0308", "%s: eps must be positive", b->name);
+      sema_error(S, ba.by[nt]->loc, "E0308", "%s: eps must be positive", b->name);
       return sema_poison();
     }
     at[nat++] = ir_attr_float("eps", eps);
@@ -1646,7 +1674,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     if (ba.by[5] && !attr_int(S, sc, b, "groups", ba.by[5], &groups)) return sema_poison();
     if (!ok) return sema_poison();
     if (groups < 1) {
-      ckc_error(S->d, ba.by[5]->loc, "E0308", "conv2d: groups must be at least 1, got %lld", (long long)groups);
+      sema_error(S, ba.by[5]->loc, "E0308", "conv2d: groups must be at least 1, got %lld", (long long)groups);
       return sema_poison();
     }
     at[nat++] = ir_attr_ints("stride", stride, 2);
@@ -1658,7 +1686,7 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     IrNode *x = tensor_expr(S, sc, b, ba.by[0], "x");
     int64_t k[2], stride[2], pad[2] = {0, 0};
     if (!ba.by[1]) {
-      ckc_error(S->d, loc, "E0300", "%s: missing argument 'kernel'", b->name);
+      sema_error(S, loc, "E0300", "%s: missing argument 'kernel'", b->name);
       return sema_poison();
     }
     if (!attr_pair(S, sc, b, "kernel", ba.by[1], k, 1)) return sema_poison();
@@ -1709,8 +1737,8 @@ static SemaVal call_builtin(Sema *S, SemaScope *sc, const Builtin *b, AstExpr *c
     if (!in[0] || !in[1]) return sema_poison();
     if (ba.by[3] && !(smooth >= 0.0 && smooth <= 1.0)) {
       SemaVal sv = sema_float(smooth);
-      ckc_error(S->d, ba.by[3]->loc, "E0512", "cross_entropy: label_smoothing must be in [0, 1], got %s",
-                sema_val_str(S, &sv));
+      sema_error(S, ba.by[3]->loc, "E0512", "cross_entropy: label_smoothing must be in [0, 1], got %s",
+                 sema_val_str(S, &sv));
       return sema_poison();
     }
     if (ignore != -100) at[nat++] = ir_attr_int("ignore_index", ignore);
@@ -1753,8 +1781,8 @@ static SemaVal eval_call(Sema *S, SemaScope *sc, AstExpr *e) {
   if (callee->kind == AST_EXPR_NAME && !sema_lookup(S, sc, callee->u.name, callee->loc, &f)) {
     int bi = builtin_find(callee->u.name);
     if (bi >= 0) return call_builtin(S, sc, &builtins[bi], e);
-    ckc_error(S->d, callee->loc, "E0203", "unknown name '%s'%s", callee->u.name,
-              sema_suggest_in_scope(S, sc, callee->u.name, true));
+    sema_error(S, callee->loc, "E0203", "unknown name '%s'%s", callee->u.name,
+               sema_suggest_in_scope(S, sc, callee->u.name, true));
     return sema_poison();
   }
   if (callee->kind != AST_EXPR_NAME) f = sema_eval(S, sc, callee);
@@ -1763,25 +1791,25 @@ static SemaVal eval_call(Sema *S, SemaScope *sc, AstExpr *e) {
   case SV_INST: {
     AstMember *fn = find_fn(f.inst, "forward");
     if (!fn) {
-      ckc_error(S->d, callee->loc, "E0217", "'%s' (%s) has no fn forward", expr_text(S, callee),
-                f.inst->key);
+      sema_error(S, callee->loc, "E0217", "'%s' (%s) has no fn forward", expr_text(S, callee),
+                 f.inst->key);
       return sema_poison();
     }
     return call_fn(S, sc, f.inst, f.path, fn, e);
   }
   case SV_METHOD: return call_fn(S, sc, f.inst, f.path, f.fn, e);
   case SV_LAYER:
-    ckc_error(S->d, callee->loc, "E0206",
-              "layer '%s' cannot be constructed inside a fn; declare a member (name: %s(...);) and call that",
-              expr_text(S, callee), expr_text(S, callee));
+    sema_error(S, callee->loc, "E0206",
+               "layer '%s' cannot be constructed inside a fn; declare a member (name: %s(...);) and call that",
+               expr_text(S, callee), expr_text(S, callee));
     return sema_poison();
   case SV_ARRAY:
-    ckc_error(S->d, callee->loc, "E0205", "'%s' is an instance array; call one element (%s[0](x)) or loop over it with for",
-              expr_text(S, callee), expr_text(S, callee));
+    sema_error(S, callee->loc, "E0205", "'%s' is an instance array; call one element (%s[0](x)) or loop over it with for",
+               expr_text(S, callee), expr_text(S, callee));
     return sema_poison();
   default:
-    ckc_error(S->d, callee->loc, "E0205", "'%s' is not callable (it is %s)", expr_text(S, callee),
-              sema_val_kind_str(S, &f));
+    sema_error(S, callee->loc, "E0205", "'%s' is not callable (it is %s)", expr_text(S, callee),
+               sema_val_kind_str(S, &f));
     return sema_poison();
   }
 }
@@ -1797,9 +1825,9 @@ static SemaVal eval_member(Sema *S, SemaScope *sc, AstExpr *e) {
       for (int i = 0; i < obj.mod->syms.len; i++)
         if (obj.mod->syms.items[i]->kind != SYM_IMPORT) CKC_VEC_PUSH(S->a, c, obj.mod->syms.items[i]->name);
       const char *sug = sema_suggest(field, c.items, c.len);
-      ckc_error(S->d, e->u.member.field_loc, "E0204", "module '%s' has no member '%s'%s%s%s",
-                expr_text(S, e->u.member.object), field, sug ? "; did you mean '" : "", sug ? sug : "",
-                sug ? "'?" : "");
+      sema_error(S, e->u.member.field_loc, "E0204", "module '%s' has no member '%s'%s%s%s",
+                 expr_text(S, e->u.member.object), field, sug ? "; did you mean '" : "", sug ? sug : "",
+                 sug ? "'?" : "");
       return sema_poison();
     }
     SemaVal v = sema_poison();
@@ -1820,20 +1848,20 @@ static SemaVal eval_member(Sema *S, SemaScope *sc, AstExpr *e) {
     CKC_VEC(const char *) c = {0};
     for (int i = 0; i < obj.inst->members.len; i++) CKC_VEC_PUSH(S->a, c, obj.inst->members.items[i]->m->name);
     const char *sug = sema_suggest(field, c.items, c.len);
-    ckc_error(S->d, e->u.member.field_loc, "E0204", "'%s' (%s) has no member '%s'%s%s%s",
-              expr_text(S, e->u.member.object), obj.inst->key, field, sug ? "; did you mean '" : "",
-              sug ? sug : "", sug ? "'?" : "");
+    sema_error(S, e->u.member.field_loc, "E0204", "'%s' (%s) has no member '%s'%s%s%s",
+               expr_text(S, e->u.member.object), obj.inst->key, field, sug ? "; did you mean '" : "",
+               sug ? sug : "", sug ? "'?" : "");
     return sema_poison();
   }
   if (obj.kind == SV_DATA) { /* a train block's `data`: the batch tensors x and y */
     if (strcmp(field, "x") == 0) return obj.elems[0];
     if (strcmp(field, "y") == 0) return obj.elems[1];
-    ckc_error(S->d, e->u.member.field_loc, "E0204", "the data source has no member '%s' (members: x, y)",
-              field);
+    sema_error(S, e->u.member.field_loc, "E0204", "the data source has no member '%s' (members: x, y)",
+               field);
     return sema_poison();
   }
-  ckc_error(S->d, e->u.member.field_loc, "E0204", "%s has no member '%s'", sema_val_kind_str(S, &obj),
-            field);
+  sema_error(S, e->u.member.field_loc, "E0204", "%s has no member '%s'", sema_val_kind_str(S, &obj),
+             field);
   return sema_poison();
 }
 
@@ -1855,11 +1883,11 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     if (sema_lookup(S, sc, e->u.name, e->loc, &v)) return v;
     int bi = builtin_find(e->u.name);
     if (bi >= 0) {
-      ckc_error(S->d, e->loc, "E0205", "builtin '%s' must be called: %s(...)", e->u.name, e->u.name);
+      sema_error(S, e->loc, "E0205", "builtin '%s' must be called: %s(...)", e->u.name, e->u.name);
       return sema_poison();
     }
-    ckc_error(S->d, e->loc, "E0203", "unknown name '%s'%s", e->u.name,
-              sema_suggest_in_scope(S, sc, e->u.name, false));
+    sema_error(S, e->loc, "E0203", "unknown name '%s'%s", e->u.name,
+               sema_suggest_in_scope(S, sc, e->u.name, false));
     return sema_poison();
   }
   case AST_EXPR_MEMBER: return eval_member(S, sc, e);
@@ -1868,11 +1896,11 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     SemaVal obj = sema_eval(S, sc, e->u.index.object);
     if (obj.kind == SV_POISON) return obj;
     if (obj.kind == SV_TENSOR) {
-      ckc_error(S->d, e->loc, "E0351", "tensors cannot be indexed; use slice(x, axis = 0, start = i, end = i + 1)");
+      sema_error(S, e->loc, "E0351", "tensors cannot be indexed; use slice(x, axis = 0, start = i, end = i + 1)");
       return sema_poison();
     }
     if (obj.kind != SV_ARRAY && obj.kind != SV_TUPLE) {
-      ckc_error(S->d, e->loc, "E0304", "%s cannot be indexed", sema_val_kind_str(S, &obj));
+      sema_error(S, e->loc, "E0304", "%s cannot be indexed", sema_val_kind_str(S, &obj));
       return sema_poison();
     }
     int64_t i;
@@ -1880,8 +1908,8 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     int64_t n = obj.kind == SV_ARRAY ? obj.i : obj.n;
     int64_t j = i < 0 ? i + n : i;
     if (j < 0 || j >= n) {
-      ckc_error(S->d, e->u.index.index->loc, "E0309", "index %lld is out of range for '%s' (%lld element%s)",
-                (long long)i, expr_text(S, e->u.index.object), (long long)n, n == 1 ? "" : "s");
+      sema_error(S, e->u.index.index->loc, "E0309", "index %lld is out of range for '%s' (%lld element%s)",
+                 (long long)i, expr_text(S, e->u.index.object), (long long)n, n == 1 ? "" : "s");
       return sema_poison();
     }
     if (obj.kind == SV_TUPLE) return obj.elems[j];
@@ -1908,14 +1936,14 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     }
     IrOp iop = binop_ir(op);
     if (iop == IR_OP_COUNT) {
-      ckc_error(S->d, e->loc, "E0351", "operator '%s' is only defined on constants%s", binop_sym(op),
-                op == AST_MOD ? "" : "; for bool tensors use where(a, b, false)");
+      sema_error(S, e->loc, "E0351", "operator '%s' is only defined on constants%s", binop_sym(op),
+                 op == AST_MOD ? "" : "; for bool tensors use where(a, b, false)");
       return sema_poison();
     }
     if (op == AST_MATMUL && (a.kind != SV_TENSOR || b.kind != SV_TENSOR)) {
       const char *what = "operator '@'";
-      ckc_error(S->d, e->loc, "E0304", "%s needs two tensors, got %s and %s", what,
-                sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
+      sema_error(S, e->loc, "E0304", "%s needs two tensors, got %s and %s", what,
+                 sema_val_kind_str(S, &a), sema_val_kind_str(S, &b));
       return sema_poison();
     }
     return elementwise2(S, sc, iop, binop_sym(op), a, e->u.binary.lhs->loc, b, e->u.binary.rhs->loc,
@@ -1934,7 +1962,7 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     if (op == AST_PLUS) return a;
     if (op == AST_NEG) return mk_op(S, sc, IR_OP_NEG, &x, 1, NULL, 0, e->loc);
     if (x->dtype != CK_DT_BOOL) {
-      ckc_error(S->d, e->loc, "E0303", "operator '!' needs a bool tensor, got %s", type_str(S, x));
+      sema_error(S, e->loc, "E0303", "operator '!' needs a bool tensor, got %s", type_str(S, x));
       return sema_poison();
     }
     IrNode *in[2] = {x, ir_const_scalar(sc->g, CK_DT_BOOL, 0, e->loc)};
@@ -1952,7 +1980,7 @@ SemaVal sema_eval(Sema *S, SemaScope *sc, AstExpr *e) {
     return v;
   }
   case AST_EXPR_ELLIPSIS:
-    ckc_error(S->d, e->loc, "E0304", "'...' is only allowed among the dims of a tensor type");
+    sema_error(S, e->loc, "E0304", "'...' is only allowed among the dims of a tensor type");
     return sema_poison();
   }
   return sema_poison();

@@ -4,6 +4,7 @@
  *   (consts.c) -> find the model -> elaborate its forward into IR (elab.c)
  *   -> its train block and the "loss" graph (train.c).
  * Errors accumulate; any error makes the result NULL. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,78 @@ const char *sema_suggest_in_scope(Sema *S, SemaScope *sc, const char *name, bool
   const char *best = sema_suggest(name, c.items, c.len);
   return best ? ckc_arena_printf(S->a, "; did you mean '%s'?", best) : "";
 }
+
+/* ---- diagnostics in context ------------------------------------------------------ */
+
+static bool same_loc(CkcLoc a, CkcLoc b) {
+  return a.file == b.file && a.line == b.line && a.col == b.col && a.end_line == b.end_line &&
+         a.end_col == b.end_col;
+}
+
+/* One frame of the instantiation context as a note; frames whose instance is
+ * not known yet say nothing (see SemaCtx). */
+static void ctx_note(Sema *S, const SemaCtx *c) {
+  if (c->kind == SEMA_CTX_CALL)
+    ckc_note(S->d, c->loc, "in %s, called from here", c->what);
+  else
+    ckc_note(S->d, c->loc, "in instance '%s' of %s declared here", c->member, c->what);
+}
+
+/* The context notes of an error, innermost first. A chain longer than
+ * SEMA_CTX_NOTES_MAX keeps its innermost half (where the mistake is) and its
+ * outermost half (the user's own line) and counts the levels between, like
+ * clang's -ftemplate-backtrace-limit. */
+static void ctx_notes(Sema *S) {
+  const SemaCtx **fr = CKC_NEW_ARRAY(S->a, const SemaCtx *, S->ctx.len + 1);
+  int n = 0;
+  for (int i = S->ctx.len - 1; i >= 0; i--)
+    if (S->ctx.items[i].what) fr[n++] = &S->ctx.items[i];
+  int head = n, tail = 0;
+  if (n > SEMA_CTX_NOTES_MAX) {
+    head = SEMA_CTX_NOTES_MAX / 2;
+    tail = SEMA_CTX_NOTES_MAX - head;
+  }
+  for (int i = 0; i < head; i++) ctx_note(S, fr[i]);
+  if (!tail) return;
+  int skipped = n - head - tail;
+  ckc_note(S->d, fr[head]->loc, "... %d more level%s", skipped, skipped == 1 ? "" : "s");
+  for (int i = n - tail; i < n; i++) ctx_note(S, fr[i]);
+}
+
+bool sema_error(Sema *S, CkcLoc loc, const char *id, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = ckc_arena_vprintf(S->a, fmt, ap);
+  va_end(ap);
+  /* the same mistake met again through another instantiation (another
+   * argument shape, another instance of the layer): say it once */
+  for (int i = 0; i < S->reported.len; i++) {
+    const SemaReported *r = &S->reported.items[i];
+    if (same_loc(r->loc, loc) && strcmp(r->id ? r->id : "", id ? id : "") == 0 &&
+        strcmp(r->msg, msg) == 0) {
+      S->nquiet++;
+      S->last_quiet = true;
+      return false;
+    }
+  }
+  SemaReported r = {loc, id, msg};
+  CKC_VEC_PUSH(S->a, S->reported, r);
+  S->last_quiet = false;
+  ckc_error(S->d, loc, id, "%s", msg);
+  ctx_notes(S);
+  return false;
+}
+
+void sema_note(Sema *S, CkcLoc loc, const char *fmt, ...) {
+  if (S->last_quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = ckc_arena_vprintf(S->a, fmt, ap);
+  va_end(ap);
+  ckc_note(S->d, loc, "%s", msg);
+}
+
+int sema_failures(const Sema *S) { return S->d->nerrors + S->nquiet; }
 
 /* ---- the entry point ------------------------------------------------------------ */
 

@@ -133,6 +133,32 @@ typedef struct SemaScope {
   CkShape ellipsis;     /* its dims */
 } SemaScope;
 
+/* ---- instantiation context ---------------------------------------------------------
+ * What sema is elaborating on the user's behalf, outermost first: a member
+ * declaration building a sub-instance (`conv1: nn.Conv2d(1, 16, 3)`) or a call
+ * building a layer fn's graph (`conv1(x)`). An error reported meanwhile gets
+ * one note per frame, innermost first (clang's "in instantiation of ...
+ * requested here"), so a mistake inside nn.ckm names the user's line that
+ * led there. The model's own fns push no frames: their errors already sit on
+ * the user's span. */
+typedef enum SemaCtxKind { SEMA_CTX_INST, SEMA_CTX_CALL } SemaCtxKind;
+
+typedef struct SemaCtx {
+  SemaCtxKind kind;
+  const char *what;     /* INST: the instance key, NULL until it is being built
+                           (no note: errors in its constructor arguments sit on
+                           the declaration itself); CALL: "nn.Conv2d(1,16,3).forward" */
+  const char *member;   /* INST: the member's name */
+  CkcLoc loc;           /* the member declaration or the call */
+} SemaCtx;
+
+/* An error as printed, to say each one once (instantiations repeat). */
+typedef struct SemaReported {
+  CkcLoc loc;
+  const char *id;
+  const char *msg;
+} SemaReported;
+
 /* ---- the context ---------------------------------------------------------------- */
 
 typedef struct SemaGraphEntry {
@@ -153,7 +179,24 @@ typedef struct Sema {
   CKC_VEC(const char *) graph_names;
   IrModule *ir;
   int call_depth;
+  CKC_VEC(SemaCtx) ctx;           /* the instantiation context, outermost first */
+  CKC_VEC(SemaReported) reported; /* errors printed by sema_error */
+  int nquiet;                     /* repeats sema_error left unprinted */
+  bool last_quiet;                /* the latest sema_error was a repeat: drop its notes */
 } Sema;
+
+/* sema.c: diagnostics in context. sema_error is ckc_error plus one note per
+ * frame of S->ctx; an error already printed (same span, id and message) is
+ * not printed again but still counts as a failure (sema_failures). sema_note
+ * attaches to the latest sema_error and is dropped with it. */
+bool sema_error(Sema *S, CkcLoc loc, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void sema_note(Sema *S, CkcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Errors so far, printed or not: compare before and after a step. */
+int sema_failures(const Sema *S);
+/* At most this many context notes per error; deeper chains keep the innermost
+ * and outermost halves and say how many levels were left out. */
+#define SEMA_CTX_NOTES_MAX 8
 
 /* module.c */
 bool sema_load_program(Sema *S, const char *path);

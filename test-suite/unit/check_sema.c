@@ -526,6 +526,180 @@ START_TEST(garbage_never_crashes) {
 }
 END_TEST
 
+/* ---- instantiation context notes ------------------------------------------------ */
+
+static int count_str(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay ? strstr(hay, needle) : NULL; p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+/* Where "FILE:LINE:COL: note: TEXT" starts in the diagnostics (file is the
+ * base name of a file in the test directory), or NULL. */
+static const char *find_note(const char *file, int line, int col, const char *text) {
+  char *want = ckc_arena_printf(&arena, "%s/%s:%d:%d: note: %s\n", dir, file, line, col, text);
+  return diag_text ? strstr(diag_text, want) : NULL;
+}
+
+START_TEST(call_chain_notes) {
+  /* an error two layers deep, in an imported module: one note per call,
+   * innermost first, each at the call that asked for the graph */
+  write_src("lib.ckm", "layer Inner(n) {\n"
+                       "  fn forward(x: f32[B, n]) -> f32[B, n] {\n"
+                       "    return sum(x, axis = 1);\n" /* result rank 1: E0302 */
+                       "  }\n"
+                       "}\n"
+                       "layer Outer(n) {\n"
+                       "  inner: Inner(n);\n"
+                       "  fn forward(x: f32[B, n]) -> f32[B, n] {\n"
+                       "    return inner(relu(x));\n"
+                       "  }\n"
+                       "}\n");
+  IrModule *m = compile("import lib;\n"
+                        "model M {\n"
+                        "  outer: lib.Outer(4);\n"
+                        "  fn forward(x: f32[2, 4]) -> f32[2, 4] {\n"
+                        "    return outer(x);\n"
+                        "  }\n"
+                        "}\n");
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(diag_errors, 1);
+  ck_assert_msg(has_id("E0302"), "%s", diag_text);
+  ck_assert_msg(strstr(diag_text, "lib.ckm:3:12: error: result of lib.Inner(4).forward") != NULL, "%s",
+                diag_text);
+  const char *n1 = find_note("lib.ckm", 9, 12, "in lib.Inner(4).forward, called from here");
+  const char *n2 = find_note("main.ckm", 5, 12, "in lib.Outer(4).forward, called from here");
+  ck_assert_msg(n1 && n2 && n1 < n2, "%s", diag_text);
+  ck_assert_int_eq(count_str(diag_text, ": note: "), 2);
+  /* the caret of the outer note spans the whole call outer(x) */
+  ck_assert_msg(strstr(n2, "    return outer(x);\n             ^~~~~~~~\n") != NULL, "%s", diag_text);
+}
+END_TEST
+
+START_TEST(instance_chain_notes) {
+  /* a param-shape error while a nested instance is built names every member
+   * declaration that led there; a constructor argument's default that fails
+   * names the declaration with the layer's name */
+  IrModule *m = compile("layer Heads(C, H) {\n"
+                        "  param w: f32[C / H] = zeros();\n"
+                        "  fn forward(x: f32[C]) -> f32[C] { return x; }\n"
+                        "}\n"
+                        "layer Blk(C) {\n"
+                        "  heads: Heads(C, 3);\n"
+                        "  fn forward(x: f32[C]) -> f32[C] { return heads(x); }\n"
+                        "}\n"
+                        "layer Half(C, D = C / 2) {\n"
+                        "  fn forward(x: f32[C]) -> f32[C] { return x; }\n"
+                        "}\n"
+                        "model M {\n"
+                        "  blocks: Blk(8)[2];\n"
+                        "  half: Half(5);\n"
+                        "  fn forward(x: f32[8]) -> f32[8] { return x; }\n"
+                        "}\n");
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(diag_errors, 2);
+  ck_assert_msg(strstr(diag_text, "main.ckm:2:16: error: integer division 8 / 3 is not exact") != NULL,
+                "%s", diag_text);
+  const char *n1 = find_note("main.ckm", 6, 3, "in instance 'heads' of Heads(8,3) declared here");
+  const char *n2 = find_note("main.ckm", 13, 3, "in instance 'blocks' of Blk(8) declared here");
+  ck_assert_msg(n1 && n2 && n1 < n2, "%s", diag_text);
+  ck_assert_msg(strstr(diag_text, "main.ckm:9:19: error: integer division 5 / 2 is not exact") != NULL,
+                "%s", diag_text);
+  ck_assert_msg(find_note("main.ckm", 14, 3, "in instance 'half' of Half declared here") != NULL, "%s",
+                diag_text);
+  ck_assert_int_eq(count_str(diag_text, ": note: "), 3);
+}
+END_TEST
+
+START_TEST(user_span_errors_have_no_notes) {
+  /* mistakes in the model's own fns, in a call's arguments and in a member's
+   * constructor arguments sit on the user's span already */
+  IrModule *m = compile("import nn;\n"
+                        "model M {\n"
+                        "  fc: nn.Linear(8, 4);\n"
+                        "  bad: nn.Linear(8, 9 / 2);\n"
+                        "  fn forward(x: f32[2, 8]) -> f32[2, 4] {\n"
+                        "    let a = fc(relu(x) @ x);\n"
+                        "    let b = fc(transpose(x));\n"
+                        "    return helper(x);\n"
+                        "  }\n"
+                        "  fn helper(x: f32[2, 8]) -> f32[2, 4] { return x; }\n"
+                        "}\n");
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(diag_errors, 4);
+  ck_assert_msg(has_id("E0401") && has_id("E0315") && has_id("E0301") && has_id("E0302"), "%s",
+                diag_text);
+  ck_assert_msg(strstr(diag_text, "note:") == NULL, "%s", diag_text);
+}
+END_TEST
+
+START_TEST(repeated_failures_reported_once) {
+  /* the same body fails for two argument shapes, and the same param fails
+   * in two instances: each mistake is printed once, yet still fails */
+  IrModule *m = compile("layer Bad(n) {\n"
+                        "  fn forward(x: f32[..., n]) -> f32[..., n] { return x + missing; }\n"
+                        "}\n"
+                        "layer P(n) {\n"
+                        "  param w: f32[n] = bogus();\n"
+                        "  fn forward(x: f32[n]) -> f32[n] { return x; }\n"
+                        "}\n"
+                        "model M {\n"
+                        "  a: Bad(4);\n"
+                        "  p: P(4);\n"
+                        "  q: P(5);\n"
+                        "  fn forward(x: f32[2, 4], y: f32[3, 4]) -> f32[2, 4] {\n"
+                        "    let u = a(y);\n"
+                        "    return a(x);\n"
+                        "  }\n"
+                        "}\n");
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(diag_errors, 2);
+  ck_assert_int_eq(count_str(diag_text, "error: unknown name 'missing'"), 1);
+  ck_assert_int_eq(count_str(diag_text, "error: unknown initialiser 'bogus'"), 1);
+  /* the first instantiation's context is the one reported */
+  ck_assert_msg(find_note("main.ckm", 13, 13, "in Bad(4).forward, called from here") != NULL, "%s",
+                diag_text);
+  ck_assert_msg(find_note("main.ckm", 10, 3, "in instance 'p' of P(4) declared here") != NULL, "%s",
+                diag_text);
+  ck_assert_int_eq(count_str(diag_text, ": note: "), 2);
+}
+END_TEST
+
+START_TEST(long_chains_are_capped) {
+  /* L0 calls L1 ... calls L9, which fails: 10 levels keep the 4 innermost
+   * and the 4 outermost notes and count the 2 between */
+  CkcBuf b;
+  ckc_buf_init(&b, &arena);
+  for (int i = 0; i < 9; i++)
+    ckc_buf_printf(&b, "layer L%d {\n  sub: L%d;\n  fn forward(x: f32[2]) -> f32[2] { return sub(x); }\n}\n",
+                   i, i + 1);
+  ckc_buf_puts(&b, "layer L9 {\n  fn forward(x: f32[2]) -> f32[2] { return x @ x; }\n}\n");
+  ckc_buf_puts(&b, "model M {\n  top: L0;\n  fn forward(x: f32[2]) -> f32[2] { return top(x); }\n}\n");
+  IrModule *m = compile(ckc_buf_str(&b));
+  ck_assert_ptr_null(m);
+  ck_assert_int_eq(diag_errors, 1);
+  ck_assert_int_eq(count_str(diag_text, ": note: "), 9);
+  /* innermost: L9 is called from L8's body (line 4*8+3), L8 from L7's ... */
+  const char *prev = diag_text;
+  for (int i = 9; i >= 6; i--) {
+    const char *n = find_note("main.ckm", 4 * (i - 1) + 3, 44,
+                              ckc_arena_printf(&arena, "in L%d.forward, called from here", i));
+    ck_assert_msg(n && n > prev, "level %d: %s", i, diag_text);
+    prev = n;
+  }
+  const char *skip = find_note("main.ckm", 4 * 4 + 3, 44, "... 2 more levels");
+  ck_assert_msg(skip && skip > prev, "%s", diag_text);
+  prev = skip;
+  for (int i = 3; i >= 0; i--) {
+    int line = i == 0 ? 4 * 9 + 3 + 3 : 4 * (i - 1) + 3;
+    const char *n = find_note("main.ckm", line, 44,
+                              ckc_arena_printf(&arena, "in L%d.forward, called from here", i));
+    ck_assert_msg(n && n > prev, "level %d: %s", i, diag_text);
+    prev = n;
+  }
+}
+END_TEST
+
 Suite *check_sema_suite(void) {
   Suite *s = suite_create("sema");
   TCase *tc = tcase_create("elaboration");
@@ -548,6 +722,14 @@ Suite *check_sema_suite(void) {
   tcase_add_loop_test(tc, bad_programs, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
   tcase_add_test(tc, several_errors_per_run);
   tcase_add_test(tc, garbage_never_crashes);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("instantiation_context");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, call_chain_notes);
+  tcase_add_test(tc, instance_chain_notes);
+  tcase_add_test(tc, user_span_errors_have_no_notes);
+  tcase_add_test(tc, repeated_failures_reported_once);
+  tcase_add_test(tc, long_chains_are_capped);
   suite_add_tcase(s, tc);
   tc = tcase_create("modules");
   tcase_add_checked_fixture(tc, setup, teardown);
