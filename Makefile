@@ -87,10 +87,26 @@ $(BUILD)/test-suite/unit/suites.h: $(UNIT_SRC)
 $(BUILD)/test-suite/unit/run_unit.o: test-suite/unit/run_unit.c $(BUILD)/test-suite/unit/suites.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
-$(BUILD)/test-suite/unit/%.o: test-suite/unit/%.c
+$(BUILD)/test-suite/unit/%.o: test-suite/unit/%.c | $(BUILD)/grammar/ckm.tab.h $(BUILD)/grammar/lex.yy.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -Wno-missing-prototypes $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
-$(BUILD)/run_unit: $(BUILD)/test-suite/unit/run_unit.o $(UNIT_OBJ) $(BUILD)/libckc.a
+# Fast x86 kernels (rt-min/x86): each ISA file gets its own -march, outside
+# libckc (which stays baseline x86-64); linked into run_unit for their tests.
+X86_OBJ :=
+ifeq ($(shell uname -m),x86_64)
+X86_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard rt-min/x86/*.c)))
+endif
+X86_CFLAGS = -std=c99 -Wall -Wextra -Werror -O3 -g $(SAN)
+$(BUILD)/rt-min/x86/%_avx512.o: rt-min/x86/%_avx512.c $(wildcard rt-min/x86/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(X86_CFLAGS) -march=x86-64-v4 -mprefer-vector-width=512 -c $< -o $@
+$(BUILD)/rt-min/x86/%_avx2.o: rt-min/x86/%_avx2.c $(wildcard rt-min/x86/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(X86_CFLAGS) -march=x86-64-v3 -c $< -o $@
+$(BUILD)/rt-min/x86/%.o: rt-min/x86/%.c $(wildcard rt-min/x86/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(X86_CFLAGS) -c $< -o $@
+$(BUILD)/run_unit: $(BUILD)/test-suite/unit/run_unit.o $(UNIT_OBJ) $(BUILD)/libckc.a $(X86_OBJ)
 	$(CC) $(OPT) $(SAN) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 
 # ---- suites ---------------------------------------------------------------------------------
@@ -114,6 +130,11 @@ asan: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
+
+# Benchmarks (never timed assertions in `make test`): writes bench/results.md.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
 
 clean:
 	rm -rf build build-asan
