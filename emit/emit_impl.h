@@ -1,5 +1,5 @@
 /* emit/emit_impl.h - shared by the emitter's files (not part of the contract):
- * model.c (the <model>.h and <model>.c printers), main_c.c (main.c),
+ * model.c (the <model>.h and <model>.c printers), main_c.c (main.c: tables),
  * emit.c (the project, the Makefile, writing files). */
 #ifndef CKC_EMIT_IMPL_H
 #define CKC_EMIT_IMPL_H
@@ -19,8 +19,14 @@ void emit_banner(const LowerProgram *p, CkcBuf *b);
 /* A C literal of dtype dt with value v (exact round trip for f32/f64). */
 void emit_literal(CkcBuf *b, CkDType dt, double v);
 
-void emit_model_h(const LowerProgram *p, CkcBuf *b);
-void emit_model_c(const LowerProgram *p, CkcBuf *b);
-void emit_main_c(const LowerProgram *p, CkcBuf *b);
+/* A parameter's initialiser as (kind, a, b): 0 normal(mean, std), 1
+ * uniform(low, high), 2 constant(value); name = the initialiser as written. */
+void emit_param_init(const IrNode *n, const char **name, int *kind, double *a, double *b);
+
+void emit_model_h(const LowerModule *lm, CkcBuf *b);
+void emit_model_c(const LowerModule *lm, CkcBuf *b);
+/* main.c: the descriptor tables of rt-min/ck_model.h and ck_main();
+ * digest = hex FNV-1a 64 of the main source text ("" if unknown). */
+void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b);
 
 #endif

@@ -1,8 +1,10 @@
-/* emit/main_c.c - prints main.c, the command-line driver of a hosted
- * project: `info`, `init --seed N --out W.safetensors`, `infer --weights W
- * --in X.npy ... --out Y.npy`. It is model-specific only in its tables
- * (inputs, their dtypes and shapes); the logic is the same text for every
- * model, so it reads like a hand-written tool. */
+/* emit/main_c.c - prints main.c of a hosted project: the model's descriptor
+ * tables (rt-min/ck_model.h) and `return ck_main(argc, argv, &desc);`.
+ * Every sub-command (info, init, infer, train, eval, sample, grad), file
+ * format, the training loop, optimizers and checkpoints live in rt-min and
+ * are the same text for every model; main.c only says what this model is:
+ * its parameters, its inputs and output, its entry functions and, with a
+ * train block, the recipe (data, optimizer, schedule, cadences). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,294 +20,255 @@ static const char *io_dtype(CkDType t) {
   }
 }
 
-static void emit_shape_init(CkcBuf *b, const CkShape *s) {
+/* A C string literal: quotes, backslashes and anything outside printable
+ * ASCII as octal escapes (three digits, so a following digit is safe). */
+static void emit_cstring(CkcBuf *b, const char *s) {
+  if (!s) {
+    ckc_buf_puts(b, "NULL");
+    return;
+  }
+  ckc_buf_putc(b, '"');
+  for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+    if (*q == '"' || *q == '\\')
+      ckc_buf_printf(b, "\\%c", *q);
+    else if (*q < 0x20 || *q >= 0x7f || *q == '?')
+      ckc_buf_printf(b, "\\%03o", *q);
+    else
+      ckc_buf_putc(b, (char)*q);
+  }
+  ckc_buf_putc(b, '"');
+}
+
+static void emit_dims(CkcBuf *b, const CkShape *s) {
   ckc_buf_puts(b, "{");
   for (int d = 0; d < s->rank; d++) ckc_buf_printf(b, "%s%lld", d ? ", " : "", (long long)s->dims[d]);
   if (s->rank == 0) ckc_buf_puts(b, "0");
   ckc_buf_puts(b, "}");
 }
 
-/* The per-model tables main.c works from. */
-static void emit_tables(const LowerProgram *p, CkcBuf *b) {
-  const char *U = p->upper;
-  int nin = p->inputs.len;
+/* {name, dtype, rank, dims, numel, index_rows} */
+static void emit_tensor_desc(CkcBuf *b, const char *name, CkDType dt, const CkShape *s, int64_t index_rows) {
+  ckc_buf_puts(b, "{");
+  emit_cstring(b, name);
+  ckc_buf_printf(b, ", %s, %d, ", io_dtype(dt), s->rank);
+  emit_dims(b, s);
+  ckc_buf_printf(b, ", %lld, %lld}", (long long)ck_shape_numel_unchecked(s), (long long)index_rows);
+}
+
+/* Doubles print with 17 significant digits (exact round trip). */
+static const char *dbl(CkcArena *a, double v) {
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "%.17g", v);
+  if (!strpbrk(tmp, ".eni")) strcat(tmp, ".0");
+  return ckc_arena_strdup(a, tmp);
+}
+
+/* CK_INIT_* and its (a, b) from the source initialiser (emit_param_init's
+ * three kinds; zeros and ones keep their own names for `info`). */
+static void param_desc_init(const LowerParam *x, const char **kind, double *a, double *bb) {
+  const char *iname;
+  int k;
+  emit_param_init(x->node, &iname, &k, a, bb);
+  if (k == 0)
+    *kind = "CK_INIT_NORMAL";
+  else if (k == 1)
+    *kind = "CK_INIT_UNIFORM";
+  else if (strcmp(iname, "zeros") == 0 || (strcmp(iname, "constant") == 0 && *a == 0.0))
+    *kind = "CK_INIT_ZEROS";
+  else if (strcmp(iname, "ones") == 0)
+    *kind = "CK_INIT_ONES";
+  else
+    *kind = "CK_INIT_CONSTANT";
+}
+
+static void emit_params(const LowerModule *lm, CkcBuf *b) {
+  const LowerLayout *L = lm->layout;
+  int n = L->params.len;
   ckc_buf_puts(b,
-               "/* The arguments of forward, in order: name, dtype, shape, and for index\n"
-               " * inputs of an embedding the number of rows (0 otherwise). */\n"
-               "typedef struct InputInfo {\n"
-               "  const char *name;\n"
-               "  const char *dtype;\n"
-               "  CkIoDType io;\n"
-               "  int rank;\n"
-               "  int64_t dims[8];\n"
-               "  int64_t count;\n"
-               "  size_t elsize;\n"
-               "  int64_t index_rows;\n"
-               "} InputInfo;\n\n");
-  ckc_buf_printf(b, "static const InputInfo inputs[%d] = {\n", nin > 0 ? nin : 1);
-  for (int k = 0; k < nin; k++) {
+               "/* The parameters, in the params blob's order: name, rank, dims, scalars,\n"
+               " * offset (floats), initialiser (a, b), trainable, weight decay. */\n");
+  ckc_buf_printf(b, "static const CkParamDesc params[%d] = {\n", n > 0 ? n : 1);
+  for (int i = 0; i < n; i++) {
+    const LowerParam *x = &L->params.items[i];
+    const char *kind;
+    double pa, pb;
+    param_desc_init(x, &kind, &pa, &pb);
+    ckc_buf_puts(b, "    {");
+    emit_cstring(b, x->name);
+    ckc_buf_printf(b, ", %d, ", x->shape.rank);
+    emit_dims(b, &x->shape);
+    ckc_buf_printf(b, ", %lld, %lld, %s, ", (long long)x->numel, (long long)(x->offset / 4), kind);
+    emit_literal(b, CK_DT_F32, pa);
+    ckc_buf_puts(b, ", ");
+    emit_literal(b, CK_DT_F32, pb);
+    ckc_buf_printf(b, ", %d, %d},\n", x->train_index >= 0, x->train_index >= 0 && x->decay);
+  }
+  if (n == 0) ckc_buf_puts(b, "    {\"\", 0, {0}, 0, 0, CK_INIT_ZEROS, 0.0f, 0.0f, 0, 0},\n");
+  ckc_buf_puts(b, "};\n\n");
+}
+
+static void emit_inputs(const LowerModule *lm, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
+  int n = p->inputs.len;
+  ckc_buf_puts(b,
+               "/* The arguments of forward, in order; index_rows > 0 for embedding\n"
+               " * indices (valid in [0, index_rows)). */\n");
+  ckc_buf_printf(b, "static const CkTensorDesc inputs[%d] = {\n", n > 0 ? n : 1);
+  for (int k = 0; k < n; k++) {
     const LowerBuf *x = p->inputs.items[k];
-    ckc_buf_printf(b, "    {\"%s\", \"%s\", %s, %d, ", x->name, ck_dtype_name(x->dtype), io_dtype(x->dtype),
-                   x->shape.rank);
-    emit_shape_init(b, &x->shape);
-    ckc_buf_printf(b, ", %lld, sizeof(%s), %lld},\n", (long long)x->numel, ck_dtype_ctype(x->dtype),
-                   (long long)(x->index_input >= 0 ? x->index_bound : 0));
+    ckc_buf_puts(b, "    ");
+    emit_tensor_desc(b, x->name, x->dtype, &x->shape, x->index_input >= 0 ? x->index_bound : 0);
+    ckc_buf_puts(b, ",\n");
   }
-  if (nin == 0) ckc_buf_puts(b, "    {\"\", \"f32\", CK_IO_F32, 0, {0}, 0, 1, 0},\n");
-  ckc_buf_puts(b, "};\n");
-  ckc_buf_printf(b, "static const char out_dtype[] = \"%s\";\n", ck_dtype_name(p->out->dtype));
-  ckc_buf_printf(b, "static const CkIoDType out_io = %s;\n", io_dtype(p->out->dtype));
-  ckc_buf_printf(b, "static const int out_rank = %d;\n", p->out->shape.rank);
-  ckc_buf_puts(b, "static const int64_t out_dims[8] = ");
-  emit_shape_init(b, &p->out->shape);
-  ckc_buf_printf(b, ";\n#define NUM_INPUTS %s_NUM_INPUTS\n\n", U);
+  if (n == 0) ckc_buf_puts(b, "    {\"\", CK_IO_F32, 0, {0}, 0, 0},\n");
+  ckc_buf_puts(b, "};\n\n");
 }
 
-/* The fixed part of main.c; @WORD@ placeholders are substituted. */
-static const char *const main_body[] = {
-    "static const char *prog = \"@PFX@\";\n",
-    "\n",
-    "static int usage(const char *msg) {\n",
-    "  if (msg) fprintf(stderr, \"%s: %s\\n\", prog, msg);\n",
-    "  fprintf(stderr,\n",
-    "          \"usage: %s info\\n\"\n",
-    "          \"       %s init --seed N --out W.safetensors\\n\"\n",
-    "          \"       %s infer --weights W.safetensors @INPUTS@--out Y.npy\\n\",\n",
-    "          prog, prog, prog);\n",
-    "  return 2;\n",
-    "}\n",
-    "\n",
-    "/* malloc that never returns NULL for a 0-byte request. */\n",
-    "static void *xmalloc(size_t n) {\n",
-    "  void *p = malloc(n ? n : 1);\n",
-    "  if (!p) {\n",
-    "    fprintf(stderr, \"%s: out of memory (%lu bytes)\\n\", prog, (unsigned long)n);\n",
-    "    exit(1);\n",
-    "  }\n",
-    "  return p;\n",
-    "}\n",
-    "\n",
-    "static void print_dims(int rank, const int64_t *dims) {\n",
-    "  printf(\"[\");\n",
-    "  for (int d = 0; d < rank; d++) printf(\"%s%lld\", d ? \",\" : \"\", (long long)dims[d]);\n",
-    "  printf(\"]\");\n",
-    "}\n",
-    "\n",
-    "static CkIoDType param_io(const char *dtype) {\n",
-    "  if (strcmp(dtype, \"f64\") == 0) return CK_IO_F64;\n",
-    "  if (strcmp(dtype, \"i32\") == 0) return CK_IO_I32;\n",
-    "  if (strcmp(dtype, \"u8\") == 0) return CK_IO_U8;\n",
-    "  if (strcmp(dtype, \"bool\") == 0) return CK_IO_BOOL;\n",
-    "  return CK_IO_F32;\n",
-    "}\n",
-    "\n",
-    "/* One safetensors spec per parameter, pointing into the params blob. */\n",
-    "static void param_specs(CkTensorSpec *specs, unsigned char *blob) {\n",
-    "  for (int i = 0; i < @PREFIX@_NUM_PARAMS; i++) {\n",
-    "    const @TYPE@ *pi = &@PFX@_params[i];\n",
-    "    specs[i].name = pi->name;\n",
-    "    specs[i].dtype = param_io(pi->dtype);\n",
-    "    specs[i].rank = pi->rank;\n",
-    "    for (int d = 0; d < 8; d++) specs[i].dims[d] = pi->dims[d];\n",
-    "    specs[i].data = blob + pi->offset;\n",
-    "  }\n",
-    "}\n",
-    "\n",
-    "static int cmd_info(void) {\n",
-    "  printf(\"model @MODEL@ (target @TARGET@)\\n\");\n",
-    "  printf(\"parameters: %d tensors, %lld scalars\\n\", @PREFIX@_NUM_PARAMS, (long long)@PREFIX@_PARAM_COUNT);\n",
-    "  for (int i = 0; i < @PREFIX@_NUM_PARAMS; i++) {\n",
-    "    const @TYPE@ *pi = &@PFX@_params[i];\n",
-    "    printf(\"  %-32s %s\", pi->name, pi->dtype);\n",
-    "    print_dims(pi->rank, pi->dims);\n",
-    "    printf(\" %lld  init %s\\n\", (long long)pi->count, pi->init);\n",
-    "  }\n",
-    "  for (int k = 0; k < NUM_INPUTS; k++) {\n",
-    "    printf(\"input %d: %s %s\", k, inputs[k].name, inputs[k].dtype);\n",
-    "    print_dims(inputs[k].rank, inputs[k].dims);\n",
-    "    if (inputs[k].index_rows > 0) printf(\" indices in [0, %lld)\", (long long)inputs[k].index_rows);\n",
-    "    printf(\"\\n\");\n",
-    "  }\n",
-    "  printf(\"output: %s\", out_dtype);\n",
-    "  print_dims(out_rank, out_dims);\n",
-    "  printf(\"\\n\");\n",
-    "  printf(\"memory: params %lld bytes, arena %lld bytes\\n\", (long long)@PREFIX@_PARAMS_BYTES,\n",
-    "         (long long)@PREFIX@_ARENA_BYTES);\n",
-    "  return 0;\n",
-    "}\n",
-    "\n",
-    "/* Every parameter from its own initialiser, on its own random stream\n",
-    " * (seed, dotted name): adding a parameter changes no other's values. */\n",
-    "static int cmd_init(int argc, char **argv) {\n",
-    "  const char *seed_s = NULL, *outp = NULL;\n",
-    "  for (int i = 0; i < argc; i++) {\n",
-    "    if (strcmp(argv[i], \"--seed\") == 0 && i + 1 < argc) seed_s = argv[++i];\n",
-    "    else if (strcmp(argv[i], \"--out\") == 0 && i + 1 < argc) outp = argv[++i];\n",
-    "    else return usage(\"init: unknown or incomplete option\");\n",
-    "  }\n",
-    "  if (!seed_s || !outp) return usage(\"init needs --seed N and --out FILE\");\n",
-    "  char *end = NULL;\n",
-    "  unsigned long long seed = strtoull(seed_s, &end, 10);\n",
-    "  if (!*seed_s || *end || seed_s[0] == '-') return usage(\"init: --seed must be a non-negative integer\");\n",
-    "  unsigned char *blob = xmalloc(@PREFIX@_PARAMS_BYTES);\n",
-    "  memset(blob, 0, @PREFIX@_PARAMS_BYTES);\n",
-    "  for (int i = 0; i < @PREFIX@_NUM_PARAMS; i++) {\n",
-    "    const @TYPE@ *pi = &@PFX@_params[i];\n",
-    "    CkRng rng;\n",
-    "    ck_rng_seed_stream(&rng, (uint64_t)seed, pi->name);\n",
-    "    if (strcmp(pi->dtype, \"f32\") != 0) continue; /* non-float params start at zero */\n",
-    "    float *w = (float *)(void *)(blob + pi->offset);\n",
-    "    if (pi->init_kind == @PREFIX@_INIT_NORMAL)\n",
-    "      ck_rng_fill_normal(&rng, w, pi->count, (float)pi->a, (float)pi->b);\n",
-    "    else if (pi->init_kind == @PREFIX@_INIT_UNIFORM)\n",
-    "      ck_rng_fill_uniform(&rng, w, pi->count, (float)pi->a, (float)pi->b);\n",
-    "    else\n",
-    "      for (int64_t e = 0; e < pi->count; e++) w[e] = (float)pi->a;\n",
-    "  }\n",
-    "  CkTensorSpec specs[@PREFIX@_NUM_PARAMS > 0 ? @PREFIX@_NUM_PARAMS : 1];\n",
-    "  param_specs(specs, blob);\n",
-    "  CkIoErr err;\n",
-    "  if (ck_safetensors_write(outp, specs, @PREFIX@_NUM_PARAMS, &err) != CK_IO_OK) {\n",
-    "    fprintf(stderr, \"%s: %s\\n\", prog, err.msg);\n",
-    "    free(blob);\n",
-    "    return 1;\n",
-    "  }\n",
-    "  free(blob);\n",
-    "  return 0;\n",
-    "}\n",
-    "\n",
-    "/* Explains an index error: the first index of input k outside its table. */\n",
-    "static void report_index(int k, const void *data, const char *path) {\n",
-    "  if (k < 0 || k >= NUM_INPUTS || inputs[k].io != CK_IO_I32) {\n",
-    "    fprintf(stderr, \"%s: an embedding index is out of range\\n\", prog);\n",
-    "    return;\n",
-    "  }\n",
-    "  const int32_t *v = data;\n",
-    "  for (int64_t i = 0; i < inputs[k].count; i++) {\n",
-    "    if (inputs[k].index_rows > 0 && (v[i] < 0 || v[i] >= inputs[k].index_rows)) {\n",
-    "      fprintf(stderr, \"%s: %s: input '%s': index %ld at position %lld is outside [0, %lld)\\n\",\n",
-    "              prog, path, inputs[k].name, (long)v[i], (long long)i, (long long)inputs[k].index_rows);\n",
-    "      return;\n",
-    "    }\n",
-    "  }\n",
-    "  fprintf(stderr, \"%s: %s: input '%s': an index is out of range\\n\", prog, path, inputs[k].name);\n",
-    "}\n",
-    "\n",
-    "static int cmd_infer(int argc, char **argv) {\n",
-    "  const char *wpath = NULL, *outp = NULL;\n",
-    "  const char *inp[NUM_INPUTS > 0 ? NUM_INPUTS : 1] = {0};\n",
-    "  int nin = 0;\n",
-    "  for (int i = 0; i < argc; i++) {\n",
-    "    if (strcmp(argv[i], \"--weights\") == 0 && i + 1 < argc) wpath = argv[++i];\n",
-    "    else if (strcmp(argv[i], \"--out\") == 0 && i + 1 < argc) outp = argv[++i];\n",
-    "    else if (strcmp(argv[i], \"--in\") == 0 && i + 1 < argc) {\n",
-    "      if (nin == NUM_INPUTS) return usage(\"infer: too many --in files\");\n",
-    "      inp[nin++] = argv[++i];\n",
-    "    } else return usage(\"infer: unknown or incomplete option\");\n",
-    "  }\n",
-    "  if (!wpath || !outp || nin != NUM_INPUTS)\n",
-    "    return usage(\"infer needs --weights FILE, one --in FILE per input and --out FILE\");\n",
-    "  int rc = 1;\n",
-    "  CkIoErr err;\n",
-    "  unsigned char *blob = xmalloc(@PREFIX@_PARAMS_BYTES);\n",
-    "  float *arena = xmalloc(@PREFIX@_ARENA_BYTES);\n",
-    "  void *in[NUM_INPUTS > 0 ? NUM_INPUTS : 1] = {0};\n",
-    "  void *out = xmalloc((size_t)@PREFIX@_OUT_COUNT * sizeof(@OUT_CTYPE@));\n",
-    "  CkTensorSpec specs[@PREFIX@_NUM_PARAMS > 0 ? @PREFIX@_NUM_PARAMS : 1];\n",
-    "  param_specs(specs, blob);\n",
-    "  if (ck_safetensors_read(wpath, specs, @PREFIX@_NUM_PARAMS, &err) != CK_IO_OK) {\n",
-    "    fprintf(stderr, \"%s: %s\\n\", prog, err.msg);\n",
-    "    goto done;\n",
-    "  }\n",
-    "  for (int k = 0; k < NUM_INPUTS; k++) {\n",
-    "    in[k] = xmalloc((size_t)inputs[k].count * inputs[k].elsize);\n",
-    "    if (ck_npy_read(inp[k], inputs[k].io, inputs[k].rank, inputs[k].dims, in[k], &err) != CK_IO_OK) {\n",
-    "      fprintf(stderr, \"%s: input '%s': %s\\n\", prog, inputs[k].name, err.msg);\n",
-    "      goto done;\n",
-    "    }\n",
-    "  }\n",
-    "  int st = @CALL_FORWARD@;\n",
-    "  if (st != @PREFIX@_OK) {\n",
-    "    int k = st - @PREFIX@_ERR_INDEX_RANGE;\n",
-    "    if (st >= @PREFIX@_ERR_INDEX_RANGE && k < NUM_INPUTS) report_index(k, in[k], inp[k]);\n",
-    "    else if (st == @PREFIX@_ERR_INDEX_RANGE + NUM_INPUTS) report_index(-1, NULL, NULL);\n",
-    "    else fprintf(stderr, \"%s: forward failed with code %d\\n\", prog, st);\n",
-    "    goto done;\n",
-    "  }\n",
-    "  if (ck_npy_write(outp, out_io, out_rank, out_dims, out, &err) != CK_IO_OK) {\n",
-    "    fprintf(stderr, \"%s: %s\\n\", prog, err.msg);\n",
-    "    goto done;\n",
-    "  }\n",
-    "  rc = 0;\n",
-    "done:\n",
-    "  for (int k = 0; k < NUM_INPUTS; k++) free(in[k]);\n",
-    "  free(out);\n",
-    "  free(arena);\n",
-    "  free(blob);\n",
-    "  return rc;\n",
-    "}\n",
-    "\n",
-    "int main(int argc, char **argv) {\n",
-    "  if (argc < 2) return usage(NULL);\n",
-    "  if (strcmp(argv[1], \"--help\") == 0 || strcmp(argv[1], \"-h\") == 0) {\n",
-    "    usage(NULL);\n",
-    "    return 0;\n",
-    "  }\n",
-    "  if (strcmp(argv[1], \"info\") == 0) {\n",
-    "    if (argc != 2) return usage(\"info takes no arguments\");\n",
-    "    return cmd_info();\n",
-    "  }\n",
-    "  if (strcmp(argv[1], \"init\") == 0) return cmd_init(argc - 2, argv + 2);\n",
-    "  if (strcmp(argv[1], \"infer\") == 0) return cmd_infer(argc - 2, argv + 2);\n",
-    "  return usage(\"unknown command\");\n",
-    "}\n",
-    NULL,
-};
+/* CkForwardFn passes the inputs as an array of untyped pointers; the
+ * generated forward takes them typed, in order. */
+static void emit_forward_entry(const LowerModule *lm, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
+  ckc_buf_puts(b, "/* forward with the CkForwardFn signature. */\n"
+                  "static int forward_entry(const float *params, void *arena, const void *const *in, float *out) {\n");
+  if (p->inputs.len == 0) ckc_buf_puts(b, "  (void)in;\n");
+  ckc_buf_printf(b, "  return %s_forward(params, (float *)arena", p->prefix);
+  for (int k = 0; k < p->inputs.len; k++)
+    ckc_buf_printf(b, ", (const %s *)in[%d]", ck_dtype_ctype(p->inputs.items[k]->dtype), k);
+  if (p->out->dtype == CK_DT_F32)
+    ckc_buf_puts(b, ", out);\n}\n\n");
+  else
+    ckc_buf_printf(b, ", (%s *)(void *)out);\n}\n\n", ck_dtype_ctype(p->out->dtype));
+}
 
-/* Copies tmpl into b replacing each placeholder word by its value. */
-static void emit_subst(CkcBuf *b, const char *tmpl, const char *const *keys, const char *const *vals, int n) {
-  for (const char *q = tmpl; *q;) {
-    int hit = -1;
-    for (int i = 0; i < n && hit < 0; i++)
-      if (strncmp(q, keys[i], strlen(keys[i])) == 0) hit = i;
-    if (hit >= 0) {
-      ckc_buf_puts(b, vals[hit]);
-      q += strlen(keys[hit]);
-    } else {
-      ckc_buf_putc(b, *q++);
-    }
+static const char *data_kind(IrDataKind k) {
+  switch (k) {
+  case IR_DATA_TOKENS: return "CK_DATA_TOKENS";
+  case IR_DATA_IDX: return "CK_DATA_IDX";
+  case IR_DATA_NPY: return "CK_DATA_NPY";
+  default: return "CK_DATA_NONE";
   }
 }
 
-void emit_main_c(const LowerProgram *p, CkcBuf *b) {
-  CkcArena *a = p->module->arena;
+/* One data source: the file(s) and the batch tensors fed to loss/train_step
+ * (named data.x/data.y; index_rows from the loss graph's embeddings). */
+static void emit_data_desc(const LowerModule *lm, CkcBuf *b, const char *field, const IrDataSpec *ds) {
+  CkcArena *a = lm->module->arena;
+  ckc_buf_printf(b, "    .%s =\n        {\n", field);
+  ckc_buf_printf(b, "            .kind = %s,\n", data_kind(ds->kind));
+  if (ds->kind == IR_DATA_NONE) {
+    ckc_buf_puts(b, "        },\n");
+    return;
+  }
+  if (ds->path) {
+    ckc_buf_puts(b, "            .path = ");
+    emit_cstring(b, ds->path);
+    ckc_buf_puts(b, ",\n");
+  }
+  if (ds->x_path) {
+    ckc_buf_puts(b, "            .x_path = ");
+    emit_cstring(b, ds->x_path);
+    ckc_buf_puts(b, ",\n");
+  }
+  if (ds->y_path) {
+    ckc_buf_puts(b, "            .y_path = ");
+    emit_cstring(b, ds->y_path);
+    ckc_buf_puts(b, ",\n");
+  }
+  if (ds->kind == IR_DATA_TOKENS) {
+    ckc_buf_printf(b, "            .file_dtype = %s,\n", ds->is_u16 ? "CK_IO_U8" : io_dtype(ds->file_dtype));
+    ckc_buf_printf(b, "            .file_u16 = %d,\n", ds->is_u16 ? 1 : 0);
+  }
+  ckc_buf_printf(b, "            .batch = %lld,\n            .seq = %lld,\n            .vocab = %lld,\n",
+                 (long long)ds->batch, (long long)ds->seq, (long long)ds->vocab);
+  ckc_buf_printf(b, "            .val_fraction = %s,\n            .scale = %s,\n", dbl(a, ds->val_fraction),
+                 dbl(a, ds->scale));
+  const LowerProgram *lp = lm->loss;
+  int64_t xrows = lp->inputs.len > 0 && lp->inputs.items[0]->index_input >= 0 ? lp->inputs.items[0]->index_bound : 0;
+  int64_t yrows = lp->inputs.len > 1 && lp->inputs.items[1]->index_input >= 0 ? lp->inputs.items[1]->index_bound : 0;
+  ckc_buf_puts(b, "            .x = ");
+  emit_tensor_desc(b, "data.x", ds->x_dtype, &ds->x_shape, xrows);
+  ckc_buf_puts(b, ",\n            .y = ");
+  emit_tensor_desc(b, "data.y", ds->y_dtype, &ds->y_shape, yrows);
+  ckc_buf_puts(b, ",\n        },\n");
+}
+
+/* The recipe of the train block, field by field (designated initialisers:
+ * a reader sees each name next to its value). */
+static void emit_train_desc(const LowerModule *lm, CkcBuf *b) {
+  const IrTrainConfig *tc = lm->module->train;
+  CkcArena *a = lm->module->arena;
+  const char *P = lm->prefix, *U = lm->upper;
+  static const char *const losses[] = {"CK_LOSS_CROSS_ENTROPY", "CK_LOSS_MSE", "CK_LOSS_BCE_WITH_LOGITS",
+                                       "CK_LOSS_OTHER"};
+  static const char *const optims[] = {"CK_OPTIM_SGD", "CK_OPTIM_ADAM", "CK_OPTIM_ADAMW"};
+  static const char *const scheds[] = {"CK_SCHED_CONSTANT", "CK_SCHED_LINEAR", "CK_SCHED_COSINE",
+                                       "CK_SCHED_STEP"};
+  const IrOptimSpec *o = &tc->optim;
+  const IrSchedSpec *sc = &tc->sched;
+  ckc_buf_puts(b, "/* The train block: data, loss, optimizer, schedule, cadences. */\n"
+                  "static const CkTrainDesc train = {\n");
+  emit_data_desc(lm, b, "data", &tc->data);
+  emit_data_desc(lm, b, "eval_data", &tc->eval_data);
+  ckc_buf_printf(b, "    .loss_kind = %s,\n", losses[tc->loss_kind <= IR_LOSS_OTHER ? tc->loss_kind : IR_LOSS_OTHER]);
+  ckc_buf_printf(b, "    .optim = %s,\n", optims[o->kind <= IR_OPTIM_ADAMW ? o->kind : 0]);
+  ckc_buf_printf(b, "    .lr = %s,\n    .momentum = %s,\n    .dampening = %s,\n", dbl(a, o->lr), dbl(a, o->momentum),
+                 dbl(a, o->dampening));
+  ckc_buf_printf(b, "    .beta1 = %s,\n    .beta2 = %s,\n    .eps = %s,\n", dbl(a, o->beta1), dbl(a, o->beta2),
+                 dbl(a, o->eps));
+  ckc_buf_printf(b, "    .weight_decay = %s,\n    .clip = %s,\n    .nesterov = %d,\n    .accum = %lld,\n",
+                 dbl(a, o->weight_decay), dbl(a, o->clip), o->nesterov ? 1 : 0,
+                 (long long)(o->accum > 0 ? o->accum : 1));
+  ckc_buf_printf(b, "    .sched = %s,\n    .warmup = %lld,\n    .step_size = %lld,\n",
+                 scheds[sc->kind <= IR_SCHED_STEP ? sc->kind : 0], (long long)sc->warmup, (long long)sc->step_size);
+  ckc_buf_printf(b, "    .min_lr = %s,\n    .gamma = %s,\n", dbl(a, sc->min_lr), dbl(a, sc->gamma));
+  ckc_buf_printf(b,
+                 "    .steps = %lld,\n    .seed = %lld,\n    .checkpoint_every = %lld,\n    .eval_every = %lld,\n"
+                 "    .eval_batches = %lld,\n    .log_every = %lld,\n",
+                 (long long)tc->steps, (long long)tc->seed, (long long)tc->checkpoint_every,
+                 (long long)tc->eval_every, (long long)tc->eval_batches,
+                 (long long)(tc->log_every > 0 ? tc->log_every : 1));
+  ckc_buf_printf(b, "    .loss = %s_loss,\n    .train_step = %s_train_step,\n", P, P);
+  ckc_buf_printf(b, "    .loss_arena_bytes = %s_LOSS_ARENA_BYTES,\n    .train_arena_bytes = %s_TRAIN_ARENA_BYTES,\n",
+                 U, U);
+  const LowerBuf *lg = lm->loss->logits;
+  ckc_buf_printf(b, "    .has_logits = %d,\n", lg ? 1 : 0);
+  if (lg) {
+    ckc_buf_puts(b, "    .logits = ");
+    emit_tensor_desc(b, "logits", lg->dtype, &lg->shape, 0);
+    ckc_buf_puts(b, ",\n");
+  }
+  ckc_buf_puts(b, "};\n\n");
+}
+
+void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
+  const char *P = lm->prefix, *U = lm->upper;
   emit_banner(p, b);
   ckc_buf_printf(b,
-                 "/* main.c - command-line driver of model %s:\n"
-                 " *   %s info | init --seed N --out W.safetensors |\n"
-                 " *   infer --weights W.safetensors --in X.npy ... --out Y.npy\n"
-                 " * Any file error: one line naming the file, exit 1; usage errors: exit 2. */\n",
-                 p->module->model_name, p->prefix);
-  ckc_buf_printf(b, "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
-                    "#include \"ck_io.h\"\n#include \"ck_rng.h\"\n#include \"%s.h\"\n\n",
+                 "/* main.c - model %s: what it is, as tables for the generic driver\n"
+                 " * rt-min/ck_main.c, which implements every sub-command:\n"
+                 " *   %s info | init | infer%s | grad\n"
+                 " * (`%s --help` lists their options). */\n",
+                 p->module->model_name, P, lm->loss ? " | train | eval | sample" : "", P);
+  ckc_buf_printf(b, "#include <stddef.h>\n#include <stdint.h>\n\n#include \"ck_model.h\"\n#include \"%s.h\"\n\n",
                  emit_stem(p));
-  emit_tables(p, b);
-  /* INPUTS in the usage line, the forward call */
-  CkcBuf ins, call;
-  ckc_buf_init(&ins, a);
-  ckc_buf_init(&call, a);
-  ckc_buf_printf(&call, "%s_forward((const float *)(const void *)blob, arena", p->prefix);
-  for (int k = 0; k < p->inputs.len; k++) {
-    const LowerBuf *x = p->inputs.items[k];
-    ckc_buf_printf(&ins, "--in %s.npy ", x->name);
-    ckc_buf_printf(&call, ", (const %s *)in[%d]", ck_dtype_ctype(x->dtype), k);
-  }
-  ckc_buf_printf(&call, ", (%s *)out)", ck_dtype_ctype(p->out->dtype));
-  char tn[200];
-  snprintf(tn, sizeof tn, "%c%sParamInfo", p->upper[0], p->prefix + 1);
-  const char *model_target = ckc_arena_printf(a, "%s", p->module->model_name);
-  const char *keys[] = {"@CALL_FORWARD@", "@OUT_CTYPE@", "@INPUTS@", "@PREFIX@", "@PFX@", "@TYPE@", "@MODEL@", "@TARGET@"};
-  const char *vals[] = {ckc_buf_str(&call), ck_dtype_ctype(p->out->dtype), ckc_buf_str(&ins),
-                        p->upper, p->prefix, tn, model_target, p->target->name};
-  for (int i = 0; main_body[i]; i++) emit_subst(b, main_body[i], keys, vals, 8);
+  emit_params(lm, b);
+  emit_inputs(lm, b);
+  emit_forward_entry(lm, b);
+  if (lm->loss) emit_train_desc(lm, b);
+  ckc_buf_puts(b, "static const CkModelDesc desc = {\n    .name = ");
+  emit_cstring(b, p->module->model_name);
+  ckc_buf_printf(b, ",\n    .exe = \"%s\",\n    .source = ", P);
+  emit_cstring(b, emit_source_base(p));
+  ckc_buf_printf(b, ",\n    .source_digest = \"%s\",\n    .ckc_version = \"%s\",\n    .target = ", digest,
+                 CKC_VERSION_STR);
+  emit_cstring(b, p->target->name);
+  ckc_buf_puts(b, ",\n    .flags = \"\",\n");
+  ckc_buf_printf(b, "    .nparams = %s_NUM_PARAMS,\n    .params = params,\n", U);
+  ckc_buf_printf(b, "    .params_floats = %s_PARAMS_BYTES / 4,\n", U);
+  ckc_buf_printf(b, "    .ninputs = %s_NUM_INPUTS,\n    .inputs = inputs,\n    .output = ", U);
+  emit_tensor_desc(b, "out", p->out->dtype, &p->out->shape, 0);
+  ckc_buf_printf(b, ",\n    .forward = forward_entry,\n    .forward_arena_bytes = %s_FORWARD_ARENA_BYTES,\n", U);
+  ckc_buf_printf(b, "    .train = %s,\n};\n\n", lm->loss ? "&train" : "NULL");
+  ckc_buf_puts(b, "int main(int argc, char **argv) { return ck_main(argc, argv, &desc); }\n");
 }

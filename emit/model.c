@@ -1,12 +1,13 @@
 /* emit/model.c - prints <model>.h (the API: size macros, the param table,
- * the forward prototype) and <model>.c (the forward function as readable C)
- * from a LowerProgram. No decisions are taken here: lower/ decided every
+ * the entry prototypes) and <model>.c (forward, and with a train block loss
+ * and train_step, as readable C) from a LowerModule. No decisions are taken here: lower/ decided every
  * extent, stride, kernel and offset; this file only spells them in C. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "emit/emit_impl.h"
+#include "util/embedded.h"
 
 /* ---- small spelling helpers ---------------------------------------------------------- */
 
@@ -17,9 +18,10 @@ const char *emit_source_base(const LowerProgram *p) {
 }
 
 const char *emit_stem(const LowerProgram *p) {
-  static const char *const taken[] = {"main", "ck_kernels", "ck_io", "ck_rng", NULL};
-  for (int i = 0; taken[i]; i++)
-    if (strcmp(p->prefix, taken[i]) == 0) return ckc_arena_printf(p->module->arena, "%s_model", p->prefix);
+  CkcArena *a = p->module->arena;
+  if (strcmp(p->prefix, "main") == 0 || ckc_embedded_find(ckc_arena_printf(a, "rt-min/%s.c", p->prefix)) ||
+      ckc_embedded_find(ckc_arena_printf(a, "rt-min/%s.h", p->prefix)))
+    return ckc_arena_printf(a, "%s_model", p->prefix);
   return p->prefix;
 }
 
@@ -74,8 +76,7 @@ enum { INIT_NORMAL = 0, INIT_UNIFORM = 1, INIT_CONSTANT = 2 };
  * language reduces to normal(mean, std), uniform(low, high) or constant(v),
  * so main.c needs three cases. xavier/kaiming follow torch.nn.init's
  * defaults (gain 1 and sqrt(2)). */
-static void param_init(const LowerBuf *x, const char **name, int *kind, double *a, double *bb) {
-  const IrNode *n = x->node;
+void emit_param_init(const IrNode *n, const char **name, int *kind, double *a, double *bb) {
   const char *init = ir_get_str(n, "init", "zeros");
   *name = init;
   *a = 0;
@@ -116,8 +117,8 @@ static const char *input_macro(const LowerProgram *p, int k, CkcArena *a) {
   }
   up[j] = '\0';
   static const char *const taken[] = {"OUT", "NUM_PARAMS", "PARAM", "PARAMS", "ARENA", "NUM_INPUTS",
-                                      "OK", "ERR_INDEX_RANGE", "INIT_NORMAL", "INIT_UNIFORM",
-                                      "INIT_CONSTANT", "H", NULL};
+                                      "OK", "ERR_INDEX_RANGE", "ERR_TARGET_RANGE", "INIT_NORMAL",
+                                      "INIT_UNIFORM", "INIT_CONSTANT", "H", NULL};
   bool clash = j == 0;
   for (int i = 0; taken[i]; i++) clash = clash || strcmp(up, taken[i]) == 0;
   if (up[0] == 'I' && up[1] == 'N' && up[2] >= '0' && up[2] <= '9') clash = true;
@@ -127,7 +128,19 @@ static const char *input_macro(const LowerProgram *p, int k, CkcArena *a) {
   return ckc_arena_printf(a, "%s_%s_COUNT", p->upper, up);
 }
 
+/* forward takes typed inputs; loss and train_step have the signatures of
+ * CkLossFn / CkTrainStepFn (rt-min/ck_model.h): the batch as const void *. */
 static void emit_prototype(const LowerProgram *p, CkcBuf *b) {
+  if (p->entry == LOWER_ENTRY_LOSS) {
+    ckc_buf_printf(b, "int %s_loss(const float *params, void *arena_mem, const void *data_x, const void *data_y,\n"
+                      "    float *loss, float *logits)", p->prefix);
+    return;
+  }
+  if (p->entry == LOWER_ENTRY_TRAIN_STEP) {
+    ckc_buf_printf(b, "int %s_train_step(const float *params, float *grads, void *arena_mem, const void *data_x,\n"
+                      "    const void *data_y, float *loss)", p->prefix);
+    return;
+  }
   ckc_buf_printf(b, "int %s_forward(const float *params, float *arena", p->prefix);
   for (int k = 0; k < p->inputs.len; k++) {
     const LowerBuf *x = p->inputs.items[k];
@@ -136,7 +149,8 @@ static void emit_prototype(const LowerProgram *p, CkcBuf *b) {
   ckc_buf_printf(b, ", %s *out)", ctype(p->out->dtype));
 }
 
-void emit_model_h(const LowerProgram *p, CkcBuf *b) {
+void emit_model_h(const LowerModule *lm, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
   const char *U = p->upper, *P = p->prefix;
   CkcArena *a = p->module->arena;
   emit_banner(p, b);
@@ -151,7 +165,12 @@ void emit_model_h(const LowerProgram *p, CkcBuf *b) {
   ckc_buf_printf(b, "#ifndef %s_H\n#define %s_H\n\n#include <stdint.h>\n\n", U, U);
   ckc_buf_printf(b, "#define %s_PARAMS_BYTES %lld\n", U, (long long)p->params_bytes);
   ckc_buf_printf(b, "#define %s_ARENA_BYTES %lld\n", U, (long long)p->arena_bytes);
-  ckc_buf_printf(b, "#define %s_NUM_PARAMS %d /* parameter tensors */\n", U, p->params.len);
+  ckc_buf_printf(b, "#define %s_FORWARD_ARENA_BYTES %s_ARENA_BYTES\n", U, U);
+  if (lm->loss) {
+    ckc_buf_printf(b, "#define %s_LOSS_ARENA_BYTES %lld\n", U, (long long)lm->loss->arena_bytes);
+    ckc_buf_printf(b, "#define %s_TRAIN_ARENA_BYTES %lld\n", U, (long long)lm->train_step->arena_bytes);
+  }
+  ckc_buf_printf(b, "#define %s_NUM_PARAMS %d /* parameter tensors */\n", U, lm->layout->params.len);
   ckc_buf_printf(b, "#define %s_PARAM_COUNT %lld /* parameter scalars */\n", U,
                  (long long)p->param_count);
   ckc_buf_printf(b, "#define %s_NUM_INPUTS %d\n", U, p->inputs.len);
@@ -170,8 +189,22 @@ void emit_model_h(const LowerProgram *p, CkcBuf *b) {
                  "/* %s_ERR_INDEX_RANGE + k: an embedding index in input k (argument order)\n"
                  " * is outside the table; k == %s_NUM_INPUTS when the indices were computed.\n"
                  " * Nothing is read out of bounds; out is incomplete. */\n"
-                 "#define %s_ERR_INDEX_RANGE 16\n\n",
+                 "#define %s_ERR_INDEX_RANGE 16\n",
                  P, U, U, U, U);
+  if (lm->loss)
+    ckc_buf_printf(b,
+                   "/* %s_loss / %s_train_step return the same codes, with k = 0 for x and\n"
+                   " * k = 1 for y (2: computed), and %s_ERR_TARGET_RANGE + k when a\n"
+                   " * cross_entropy target is neither ignore_index nor in [0, classes). */\n"
+                   "#define %s_ERR_TARGET_RANGE 8\n",
+                   P, P, U, U);
+  else
+    ckc_buf_printf(b,
+                   "/* %s_ERR_TARGET_RANGE + k: a cross_entropy target in input k is neither\n"
+                   " * ignore_index nor in [0, classes). */\n"
+                   "#define %s_ERR_TARGET_RANGE 8\n",
+                   U, U);
+  ckc_buf_puts(b, "\n");
   ckc_buf_printf(b,
                  "/* Initialisers, reduced to three kinds (a, b): normal(mean, std),\n"
                  " * uniform(low, high), constant(value, unused). */\n"
@@ -192,29 +225,44 @@ void emit_model_h(const LowerProgram *p, CkcBuf *b) {
                  "  double a, b;       /* its arguments */\n"
                  "} %s;\n\n",
                  tn, U, tn);
-  ckc_buf_printf(b, "/* One entry per parameter, in graph order (%s_NUM_PARAMS). */\n", U);
+  ckc_buf_printf(b, "/* One entry per parameter (%s_NUM_PARAMS): forward's in order of use, then\n"
+                    " * those only the loss uses. The grads blob of train_step has this layout. */\n", U);
   ckc_buf_printf(b, "extern const %s %s_params[];\n\n", tn, P);
   ckc_buf_printf(b,
                  "/* Runs the model: reads params and the inputs, writes out (%s_OUT_COUNT\n"
                  " * elements). Returns %s_OK or an error code above. */\n",
                  U, U);
   emit_prototype(p, b);
-  ckc_buf_printf(b, ";\n\n#endif /* %s_H */\n", U);
+  ckc_buf_puts(b, ";\n");
+  if (lm->loss) {
+    ckc_buf_printf(b,
+                   "\n/* The loss of one batch (data.x, data.y) into *loss; with logits != NULL\n"
+                   " * also the logits it was computed from. Arena: %s_LOSS_ARENA_BYTES. */\n", U);
+    emit_prototype(lm->loss, b);
+    ckc_buf_printf(b,
+                   ";\n\n/* The loss into *loss, and d loss / d param ADDED to grads (the params\n"
+                   " * layout; frozen parameters' entries untouched). Arena: %s_TRAIN_ARENA_BYTES. */\n", U);
+    emit_prototype(lm->train_step, b);
+    ckc_buf_puts(b, ";\n");
+  }
+  ckc_buf_printf(b, "\n#endif /* %s_H */\n", U);
 }
 
 /* ---- <model>.c: the param table and constants ------------------------------------------------------- */
 
-static void emit_param_table(const LowerProgram *p, CkcBuf *b) {
+static void emit_param_table(const LowerModule *lm, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
+  const LowerLayout *L = lm->layout;
   char tn[200];
   snprintf(tn, sizeof tn, "%c%sParamInfo", p->upper[0], p->prefix + 1);
   ckc_buf_printf(b, "const %s %s_params[%d] = {\n", tn, p->prefix,
-                 p->params.len > 0 ? p->params.len : 1);
-  for (int i = 0; i < p->params.len; i++) {
-    const LowerBuf *x = p->params.items[i];
+                 L->params.len > 0 ? L->params.len : 1);
+  for (int i = 0; i < L->params.len; i++) {
+    const LowerParam *x = &L->params.items[i];
     const char *iname;
     int kind;
     double ia, ib;
-    param_init(x, &iname, &kind, &ia, &ib);
+    emit_param_init(x->node, &iname, &kind, &ia, &ib);
     ckc_buf_printf(b, "    {\"%s\", \"%s\", %d, {", x->name, ck_dtype_name(x->dtype), x->shape.rank);
     for (int d = 0; d < x->shape.rank; d++)
       ckc_buf_printf(b, "%s%lld", d ? ", " : "", (long long)x->shape.dims[d]);
@@ -222,7 +270,7 @@ static void emit_param_table(const LowerProgram *p, CkcBuf *b) {
     ckc_buf_printf(b, "}, %lld, %lld, \"%s\", %d, %.17g, %.17g},\n", (long long)x->offset,
                    (long long)x->numel, iname, kind, ia, ib);
   }
-  if (p->params.len == 0) ckc_buf_puts(b, "    {\"\", \"f32\", 0, {0}, 0, 0, \"zeros\", 2, 0.0, 0.0},\n");
+  if (L->params.len == 0) ckc_buf_puts(b, "    {\"\", \"f32\", 0, {0}, 0, 0, \"zeros\", 2, 0.0, 0.0},\n");
   ckc_buf_puts(b, "};\n\n");
 }
 
@@ -337,6 +385,11 @@ static void emit_decl(EmitFn *f, LowerBuf *x) {
     emit_type(x, b);
     ckc_buf_printf(b, " %s */\n", x->name);
     break;
+  case LOWER_BUF_GRAD:
+    ckc_buf_printf(b, "  float *const %s = grads + %lld; /* ", x->cname, (long long)(x->offset / 4));
+    emit_type(x, b);
+    ckc_buf_printf(b, " d loss / d %s */\n", x->name);
+    break;
   default: break;
   }
 }
@@ -435,6 +488,7 @@ static void emit_op_expr(CkcBuf *b, const LowerInstr *in) {
     else
       ckc_buf_printf(b, "e%d / (1.0 + exp(-e%d))", A, A);
     break;
+  case IR_OP_ERF: ckc_buf_printf(b, "%s(e%d)", f32 ? "erff" : "erf", A); break;
   case IR_OP_GELU:
     if (f32)
       ckc_buf_printf(b, "%s(e%d)", in->gelu_tanh ? "ck_gelu_tanhf" : "ck_gelu_erff", A);
@@ -464,6 +518,11 @@ static void emit_op_expr(CkcBuf *b, const LowerInstr *in) {
 static void emit_loop_step(EmitFn *f, const LowerStep *s) {
   CkcBuf *b = f->b;
   int depth = s->rank + 1;
+  /* a scalar step has no loop to scope its locals: a block does */
+  if (s->rank == 0) {
+    ckc_buf_puts(b, "  {\n");
+    depth++;
+  }
   emit_loops_open(b, s);
   for (int k = 0; k < s->nbody; k++) {
     const LowerInstr *in = &s->body[k];
@@ -482,9 +541,18 @@ static void emit_loop_step(EmitFn *f, const LowerStep *s) {
   }
   emit_indent(b, depth);
   ckc_buf_printf(b, "%s[", s->out->cname);
-  emit_index(b, s->rank, s->out_strides);
+  if (s->out_offset) {
+    bool any = false;
+    for (int d = 0; d < s->rank; d++) any = any || s->out_strides[d] != 0;
+    ckc_buf_printf(b, "%lld", (long long)s->out_offset);
+    if (any) ckc_buf_puts(b, " + ");
+    if (any) emit_index(b, s->rank, s->out_strides);
+  } else {
+    emit_index(b, s->rank, s->out_strides);
+  }
   ckc_buf_printf(b, "] = e%d;\n", s->nbody - 1);
   emit_loops_close(b, s);
+  if (s->rank == 0) ckc_buf_puts(b, "  }\n");
 }
 
 static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
@@ -535,16 +603,41 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
     }
   }
   if (s->check_input >= 0)
-    ckc_buf_printf(b, ") >= 0) return %s_ERR_INDEX_RANGE + %d;\n", p->upper, s->check_input);
+    ckc_buf_printf(b, ") >= 0) return %s_%s + %d;\n", p->upper,
+                   s->check == LOWER_CHECK_TARGET ? "ERR_TARGET_RANGE" : "ERR_INDEX_RANGE", s->check_input);
   else
     ckc_buf_puts(b, ");\n");
   emit_loops_close(b, s);
   if (has_ints) ckc_buf_puts(b, "  }\n");
 }
 
-static void emit_forward(const LowerProgram *p, CkcBuf *b) {
+static const char *const emit_entry_names[] = {"forward", "loss", "train_step"};
+
+/* The comment of a step that is not an IR node's own computation: the
+ * gradient accumulation of train_step and the optional copy of the logits. */
+static bool emit_special_comment(EmitFn *f, const LowerStep *s) {
+  CkcArena *a = f->p->module->arena;
+  char ty[160];
+  if (s->out->kind == LOWER_BUF_GRAD) {
+    ckc_buf_printf(f->b, "  /* grads[%s] += %s  %s */\n", s->out->name, node_ref(s->node, a),
+                   ck_type_str(s->out->dtype, &s->out->shape, ty, sizeof ty));
+    return true;
+  }
+  if (s->optional_out) {
+    ckc_buf_printf(f->b, "  /* logits = %s, when the caller wants them  %s */\n", node_ref(s->node, a),
+                   ck_type_str(s->out->dtype, &s->out->shape, ty, sizeof ty));
+    return true;
+  }
+  return false;
+}
+
+/* One entry function: the prologue (views of params, typed views of the
+ * batch for loss/train_step, (void) for what no step uses), then each step
+ * under the comment of the IR node it computes. */
+static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
   CkcArena *a = p->module->arena;
   EmitFn f = {p, b, CKC_NEW_ARRAY(a, bool, p->bufs.len + 1)};
+  bool fwd = p->entry == LOWER_ENTRY_FORWARD;
   /* which buffers does any step touch? */
   bool *used = CKC_NEW_ARRAY(a, bool, p->bufs.len + 1);
   for (int si = 0; si < p->steps.len; si++) {
@@ -553,22 +646,46 @@ static void emit_forward(const LowerProgram *p, CkcBuf *b) {
     for (int k = 0; k < s->nargs; k++)
       if (s->args[k].kind == LOWER_ARG_BUF) used[lower_buf_root(s->args[k].buf)->id] = true;
     used[lower_buf_root(s->out)->id] = true;
+    if (s->scratch) used[lower_buf_root(s->scratch)->id] = true;
   }
-  ckc_buf_printf(b, "/* forward: %d steps; params %lld bytes, arena %lld bytes. */\n", p->steps.len,
-                 (long long)p->params_bytes, (long long)p->arena_bytes);
+  ckc_buf_printf(b, "/* %s: %d steps; params %lld bytes, arena %lld bytes. */\n", emit_entry_names[p->entry],
+                 p->steps.len, (long long)p->params_bytes, (long long)p->arena_bytes);
   emit_prototype(p, b);
   ckc_buf_puts(b, " {\n");
-  bool any_param = false, any_arena = false;
+  bool any_param = false, any_arena = false, any_grad = false;
   for (int i = 0; i < p->bufs.len; i++) {
     const LowerBuf *x = p->bufs.items[i];
     if (!used[x->id]) continue;
     if (x->kind == LOWER_BUF_PARAM) any_param = true;
     if (x->kind == LOWER_BUF_ARENA) any_arena = true;
+    if (x->kind == LOWER_BUF_GRAD) any_grad = true;
   }
   if (!any_param) ckc_buf_puts(b, "  (void)params;\n");
-  if (!any_arena) ckc_buf_puts(b, "  (void)arena;\n");
-  for (int k = 0; k < p->inputs.len; k++)
-    if (!used[p->inputs.items[k]->id]) ckc_buf_printf(b, "  (void)%s;\n", p->inputs.items[k]->cname);
+  if (fwd) {
+    if (!any_arena) ckc_buf_puts(b, "  (void)arena;\n");
+    for (int k = 0; k < p->inputs.len; k++)
+      if (!used[p->inputs.items[k]->id]) ckc_buf_printf(b, "  (void)%s;\n", p->inputs.items[k]->cname);
+  } else {
+    if (p->entry == LOWER_ENTRY_TRAIN_STEP && !any_grad) ckc_buf_puts(b, "  (void)grads;\n");
+    if (p->entry == LOWER_ENTRY_LOSS && !p->logits) ckc_buf_puts(b, "  (void)logits;\n");
+    if (any_arena)
+      ckc_buf_puts(b, "  float *const arena = (float *)arena_mem;\n");
+    else
+      ckc_buf_puts(b, "  (void)arena_mem;\n");
+    ckc_buf_puts(b, "  /* the batch: data.x, data.y */\n");
+    for (int k = 0; k < p->inputs.len; k++) {
+      const LowerBuf *x = p->inputs.items[k];
+      const char *arg = k == 0 ? "data_x" : "data_y";
+      if (!used[x->id]) {
+        ckc_buf_printf(b, "  (void)%s;\n", arg);
+        continue;
+      }
+      ckc_buf_printf(b, "  const %s *const %s = (const %s *)%s; /* ", ctype(x->dtype), x->cname,
+                     ctype(x->dtype), arg);
+      emit_type(x, b);
+      ckc_buf_puts(b, " */\n");
+    }
+  }
   if (any_param) ckc_buf_puts(b, "  /* parameters: views into the params blob */\n");
   for (int i = 0; i < p->params.len; i++)
     if (used[p->params.items[i]->id]) emit_decl(&f, p->params.items[i]);
@@ -576,9 +693,16 @@ static void emit_forward(const LowerProgram *p, CkcBuf *b) {
   const IrNode *outn = p->graph->outputs.items[0];
   for (int si = 0; si < p->steps.len; si++) {
     const LowerStep *s = p->steps.items[si];
-    ckc_buf_puts(b, "\n");
-    if (s->node != prev) emit_step_comment(&f, s->node, s->out->kind == LOWER_BUF_OUTPUT && s->node == outn);
-    prev = s->node;
+    if (s->node != prev || s->out->kind == LOWER_BUF_GRAD || s->optional_out) ckc_buf_puts(b, "\n");
+    if (emit_special_comment(&f, s)) {
+      prev = NULL;
+    } else {
+      if (s->node != prev) emit_step_comment(&f, s->node, s->out->kind == LOWER_BUF_OUTPUT && s->node == outn);
+      prev = s->node;
+      /* a backward pair computed by one call: the partner's node, too */
+      if (s->kind == LOWER_STEP_ZERO && s->out->node && s->out->node != s->node)
+        emit_step_comment(&f, s->out->node, false);
+    }
     emit_decl(&f, s->out);
     emit_decl(&f, s->scratch);
     for (int k = 0; k < s->noperands; k++) emit_decl(&f, s->operands[k]);
@@ -588,25 +712,49 @@ static void emit_forward(const LowerProgram *p, CkcBuf *b) {
     case LOWER_STEP_LOOP: emit_loop_step(&f, s); break;
     case LOWER_STEP_KERNEL: emit_kernel_step(&f, s); break;
     case LOWER_STEP_COPY:
-      ckc_buf_printf(b, "  memcpy(%s, %s, %lld);\n", s->out->cname, s->operands[0]->cname,
-                     (long long)s->out->bytes);
+      ckc_buf_printf(b, "  %smemcpy(%s, %s, %lld);\n", s->optional_out ? "if (logits) " : "", s->out->cname,
+                     s->operands[0]->cname, (long long)s->out->bytes);
+      break;
+    case LOWER_STEP_ZERO:
+      ckc_buf_printf(b, "  memset(%s, 0, %lld); /* %s */\n", s->out->cname, (long long)s->out->bytes,
+                     s->node->op == IR_OP_SLICE_BWD ? "zero outside the slice" : "the kernel below accumulates");
       break;
     }
   }
   ckc_buf_printf(b, "  return %s_OK;\n}\n", p->upper);
 }
 
-void emit_model_c(const LowerProgram *p, CkcBuf *b) {
+void emit_model_c(const LowerModule *lm, CkcBuf *b) {
+  const LowerProgram *p = lm->forward;
   emit_banner(p, b);
-  ckc_buf_printf(b,
-                 "/* %s.c - model %s, target %s: the forward pass as a list of steps,\n"
-                 " * each a loop nest or one call of a ck_kernels.h reference kernel, each\n"
-                 " * opened by the IR node it computes. */\n",
-                 emit_stem(p), p->module->model_name, p->target->name);
+  if (lm->loss)
+    ckc_buf_printf(b,
+                   "/* %s.c - model %s, target %s: the forward pass, the loss and the\n"
+                   " * training step (loss + gradients) as lists of steps, each a loop nest or\n"
+                   " * one call of a reference kernel (ck_kernels.h, ck_grad.h, ck_optim.h),\n"
+                   " * each opened by the IR node it computes. */\n",
+                   emit_stem(p), p->module->model_name, p->target->name);
+  else
+    ckc_buf_printf(b,
+                   "/* %s.c - model %s, target %s: the forward pass as a list of steps,\n"
+                   " * each a loop nest or one call of a reference kernel (ck_kernels.h; losses\n"
+                   " * from ck_optim.h), each opened by the IR node it computes. */\n",
+                   emit_stem(p), p->module->model_name, p->target->name);
   ckc_buf_printf(b, "#include \"%s.h\"\n\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
-                    "#include <string.h>\n\n#include \"ck_kernels.h\"\n\n",
+                    "#include <string.h>\n\n#include \"ck_grad.h\"\n#include \"ck_kernels.h\"\n"
+                    "#include \"ck_optim.h\"\n\n",
                  emit_stem(p));
-  emit_param_table(p, b);
+  emit_param_table(lm, b);
   emit_consts(p, b);
-  emit_forward(p, b);
+  if (lm->loss) {
+    emit_consts(lm->loss, b);
+    emit_consts(lm->train_step, b);
+  }
+  emit_entry_fn(p, b);
+  if (lm->loss) {
+    ckc_buf_puts(b, "\n");
+    emit_entry_fn(lm->loss, b);
+    ckc_buf_puts(b, "\n");
+    emit_entry_fn(lm->train_step, b);
+  }
 }

@@ -19,8 +19,17 @@ typedef struct LowerCtx {
   LowerBuf **map;          /* node id -> buffer */
   LowerBuf **splat_mat;    /* node id -> materialised splat constant (kernels need memory) */
   int nmap;
-  CKC_VEC(const char *) names; /* C identifiers taken inside forward */
+  CKC_VEC(const char *) names; /* C identifiers taken inside the entry function */
+  const char *const *extra;    /* the entry function's own parameter names */
+  const IrNode *direct_out;    /* the output node computed straight into p->out */
+  int node_first_step;         /* index of the first step of the node being lowered */
 } LowerCtx;
+
+/* Parameter names of each entry function beyond params/arena (a value of
+ * the graph may not take them). */
+static const char *const lower_params_forward[] = {"out", NULL};
+static const char *const lower_params_loss[] = {"loss", "logits", "data_x", "data_y", "arena_mem", NULL};
+static const char *const lower_params_train[] = {"loss", "grads", "data_x", "data_y", "arena_mem", NULL};
 
 /* ---- names ------------------------------------------------------------------------ */
 
@@ -31,13 +40,15 @@ static const char *const lower_reserved[] = {
     "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict",
     "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
     "unsigned", "void", "volatile", "while", "_Bool", "bool", "true", "false", "params", "arena",
-    "out", "rc", "memcpy", "NULL", "size_t", "int32_t", "int64_t", "uint8_t", "expf", "logf",
+    "out", "rc", "memcpy", "memset", "NULL", "size_t", "int32_t", "int64_t", "uint8_t", "expf", "logf",
     "sqrtf", "tanhf", "fabsf", "powf", "erff", "exp", "log", "sqrt", "tanh", "fabs", "pow", "erf",
     "main", "errno", "HUGE_VALF", "HUGE_VAL", "NAN", "INFINITY", NULL};
 
 static bool lower_name_taken(LowerCtx *c, const char *s) {
   for (int i = 0; lower_reserved[i]; i++)
     if (strcmp(lower_reserved[i], s) == 0) return true;
+  for (int i = 0; c->extra && c->extra[i]; i++)
+    if (strcmp(c->extra[i], s) == 0) return true;
   /* loop indices i0.., body locals e0.., constant arrays k0.. */
   if ((s[0] == 'i' || s[0] == 'e' || s[0] == 'k') && s[1]) {
     const char *q = s + 1;
@@ -47,8 +58,9 @@ static bool lower_name_taken(LowerCtx *c, const char *s) {
   if (strncmp(s, "ck_", 3) == 0) return true;
   /* the API's own names (<PREFIX>_* macros are kept off in lower_cname) */
   size_t pl = strlen(c->p->prefix);
-  if (strncmp(s, c->p->prefix, pl) == 0 && (strcmp(s + pl, "_forward") == 0 ||
-                                            strcmp(s + pl, "_params") == 0))
+  if (strncmp(s, c->p->prefix, pl) == 0 &&
+      (strcmp(s + pl, "_forward") == 0 || strcmp(s + pl, "_params") == 0 ||
+       strcmp(s + pl, "_loss") == 0 || strcmp(s + pl, "_train_step") == 0))
     return true;
   for (int i = 0; i < c->names.len; i++)
     if (strcmp(c->names.items[i], s) == 0) return true;
@@ -255,6 +267,12 @@ static LowerBuf *lower_operand(LowerCtx *c, const IrNode *n) {
   if (c->splat_mat[n->id]) return c->splat_mat[n->id];
   LowerBuf *b = lower_new_buf(c, LOWER_BUF_ARENA, n, n->dtype, &n->shape, n->name);
   LowerStep *s = lower_new_step(c, LOWER_STEP_LOOP, n, b);
+  /* the fill runs before every step of the node that needs it, whatever
+   * order the node's lowering asked for its operands in */
+  int at = c->node_first_step;
+  for (int i = c->p->steps.len - 1; i > at; i--) c->p->steps.items[i] = c->p->steps.items[i - 1];
+  c->p->steps.items[at] = s;
+  c->node_first_step++;
   s->body = CKC_NEW(c->a, LowerInstr);
   s->body[0].kind = LOWER_I_CONST;
   s->body[0].dtype = s->body[0].in_dtype = n->dtype;
@@ -266,6 +284,22 @@ static LowerBuf *lower_operand(LowerCtx *c, const IrNode *n) {
   lower_collapse(s, &n->shape, 0, NULL, unit);
   c->splat_mat[n->id] = b;
   return b;
+}
+
+/* The buffer a computed node's value lives in: the caller's out for the
+ * output that is written in place, an arena buffer otherwise. */
+static LowerBuf *lower_value_buf(LowerCtx *c, const IrNode *n) {
+  LowerBuf *b = n == c->direct_out ? c->p->out
+                                   : lower_new_buf(c, LOWER_BUF_ARENA, n, n->dtype, &n->shape, n->name);
+  c->map[n->id] = b;
+  return b;
+}
+
+/* memset(b, 0): the gradient and loss kernels accumulate into their outputs. */
+static void lower_zero(LowerCtx *c, const IrNode *n, LowerBuf *b) {
+  LowerStep *s = lower_new_step(c, LOWER_STEP_ZERO, n, b);
+  s->operands[0] = b;
+  s->noperands = 0;
 }
 
 /* ---- kernel calls --------------------------------------------------------------------- */
@@ -609,6 +643,324 @@ static void lower_ints2(const IrNode *n, const char *key, int64_t d0, int64_t d1
   }
 }
 
+/* ---- training ops: losses and backward kernels (ck_optim.h, ck_grad.h) --------------------- */
+
+/* Every kernel below ACCUMULATES into its gradient outputs (ck_grad.h), so
+ * each fresh gradient buffer is zeroed by a memset step right before its
+ * kernel: the IR value is the contribution alone. Losses write their scalar. */
+
+/* A not-yet-lowered node of the graph computing `op` from the same first
+ * `nin` inputs and the same float attribute `key` (NULL: none): the other
+ * half of a backward pair that one kernel call can produce together. */
+static const IrNode *lower_sibling(LowerCtx *c, const IrNode *n, IrOp op, int nin, const char *key) {
+  const IrGraph *g = c->p->graph;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *o = g->nodes.items[i];
+    if (o == n || o->op != op || c->map[o->id] || o->nin < nin) continue;
+    bool same = true;
+    for (int k = 0; k < nin; k++) same = same && o->in[k] == n->in[k];
+    if (key) same = same && ir_get_float(o, key, 1e-5) == ir_get_float(n, key, 1e-5);
+    if (same && (op == IR_OP_ATTENTION_BWD_Q || op == IR_OP_ATTENTION_BWD_K || op == IR_OP_ATTENTION_BWD_V))
+      same = ir_get_int(o, "causal", 0) == ir_get_int(n, "causal", 0) &&
+             ir_get_float(o, "scale", 0) == ir_get_float(n, "scale", 0);
+    if (same) return o;
+  }
+  return NULL;
+}
+
+static LowerBuf *lower_scratch(LowerCtx *c, const IrNode *n, const char *what, int64_t floats) {
+  CkShape s = {1, {floats > 0 ? floats : 1}};
+  return lower_new_buf(c, LOWER_BUF_ARENA, NULL, CK_DT_F32, &s, ckc_arena_printf(c->a, "%s_%d", what, n->id));
+}
+
+/* layernorm_bwd_x(dy, x, [w]) and layernorm_bwd_w(dy, x), rmsnorm alike ->
+ *   ck_layernorm_f32(junk, mean, rstd, x)     recompute the row statistics
+ *   memset(dx), memset(dw)
+ *   ck_layernorm_backward_f32(dx, dw, NULL, dy, x, w, mean, rstd)
+ * The statistics are recomputed rather than saved by the forward: the
+ * forward stays the inference kernel, and it costs one pass over x. The
+ * normalised output the recomputation must write goes into dx (zeroed
+ * after) or, for dw alone, a scratch of x's size. An X/W pair on the same
+ * (dy, x) is one call. */
+static void lower_norm_bwd(LowerCtx *c, const IrNode *n, LowerBuf *out) {
+  bool ln = n->op == IR_OP_LAYERNORM_BWD_X || n->op == IR_OP_LAYERNORM_BWD_W;
+  bool is_x = n->op == IR_OP_LAYERNORM_BWD_X || n->op == IR_OP_RMSNORM_BWD_X;
+  IrOp other = ln ? (is_x ? IR_OP_LAYERNORM_BWD_W : IR_OP_LAYERNORM_BWD_X)
+                  : (is_x ? IR_OP_RMSNORM_BWD_W : IR_OP_RMSNORM_BWD_X);
+  const IrNode *X = n->in[1];
+  if (!all_f32(c, n)) return;
+  int R = X->shape.rank;
+  int64_t cols = R ? X->shape.dims[R - 1] : 1, rows = prod(&X->shape, 0, R > 0 ? R - 1 : 0);
+  double eps = ir_get_float(n, "eps", 1e-5);
+  const IrNode *sib = lower_sibling(c, n, other, 2, "eps");
+  const IrNode *xn = is_x ? n : sib;
+  LowerBuf *dx = is_x ? out : (sib ? lower_value_buf(c, sib) : NULL);
+  LowerBuf *dw = is_x ? (sib ? lower_value_buf(c, sib) : NULL) : out;
+  LowerBuf *mean = ln ? lower_scratch(c, n, "mean", rows) : NULL;
+  LowerBuf *rstd = lower_scratch(c, n, "rstd", rows);
+  LowerBuf *junk = dx ? dx : lower_scratch(c, n, "xhat", rows * cols);
+  LowerBuf *xb = lower_operand(c, X), *dy = lower_operand(c, n->in[0]);
+  LowerBuf *w = xn && xn->nin > 2 ? lower_operand(c, xn->in[2]) : NULL;
+  LowerStep *s = lower_kernel(c, n, junk, ln ? "ck_layernorm_f32" : "ck_rmsnorm_f32", ln ? 9 : 7);
+  arg_buf(s, junk, -1);
+  if (ln) arg_buf(s, mean, -1);
+  arg_buf(s, rstd, -1);
+  arg_buf(s, xb, -1);
+  arg_buf(s, NULL, -1);
+  if (ln) arg_buf(s, NULL, -1);
+  arg_int(s, rows);
+  arg_int(s, cols);
+  arg_float(s, eps);
+  if (dx) lower_zero(c, n, dx);
+  if (dw) lower_zero(c, n, dw);
+  s = lower_kernel(c, n, dx ? dx : dw, ln ? "ck_layernorm_backward_f32" : "ck_rmsnorm_backward_f32",
+                   ln ? 10 : 8);
+  arg_buf(s, dx, -1);
+  arg_buf(s, dw, -1);
+  if (ln) arg_buf(s, NULL, -1);
+  arg_buf(s, dy, -1);
+  arg_buf(s, xb, -1);
+  arg_buf(s, w, -1);
+  if (ln) arg_buf(s, mean, -1);
+  arg_buf(s, rstd, -1);
+  arg_int(s, rows);
+  arg_int(s, cols);
+  if (dx && dw) s->scratch = dw; /* the second output: written by this step too */
+}
+
+/* attention_bwd_{q,k,v}(dout, q, k, v) -> memset + one
+ * ck_attention_backward_f32(dq, dk, dv, ...) for every gradient of the same
+ * (dout, q, k, v) in the graph: the probabilities are recomputed once per
+ * call, so the three gradients together cost one recomputation. */
+static void lower_attention_bwd(LowerCtx *c, const IrNode *n, LowerBuf *out) {
+  if (!all_f32(c, n)) return;
+  const IrNode *Q = n->in[1], *Kn = n->in[2], *Vn = n->in[3];
+  int R = Q->shape.rank;
+  int64_t T = Q->shape.dims[R - 2], D = Q->shape.dims[R - 1];
+  int64_t S = Kn->shape.dims[Kn->shape.rank - 2], Dv = Vn->shape.dims[Vn->shape.rank - 1];
+  int64_t batch = prod(&Q->shape, 0, R - 2);
+  if (prod(&Kn->shape, 0, Kn->shape.rank - 2) != batch || prod(&Vn->shape, 0, Vn->shape.rank - 2) != batch) {
+    lower_unsupported(c, n, "q, k and v must have the same batch dims");
+    return;
+  }
+  static const IrOp ops[3] = {IR_OP_ATTENTION_BWD_Q, IR_OP_ATTENTION_BWD_K, IR_OP_ATTENTION_BWD_V};
+  LowerBuf *d[3] = {NULL, NULL, NULL};
+  for (int k = 0; k < 3; k++) {
+    if (ops[k] == n->op) {
+      d[k] = out;
+      continue;
+    }
+    const IrNode *sib = lower_sibling(c, n, ops[k], 4, NULL);
+    if (sib) d[k] = lower_value_buf(c, sib);
+  }
+  for (int k = 0; k < 3; k++)
+    if (d[k]) lower_zero(c, n, d[k]);
+  LowerBuf *scratch = lower_scratch(c, n, "scratch", 2 * S);
+  LowerStep *s = lower_kernel(c, n, out, "ck_attention_backward_f32", 15);
+  s->scratch = scratch;
+  for (int k = 0; k < 3; k++) arg_buf(s, d[k], -1);
+  for (int k = 0; k < 4; k++) arg_buf(s, lower_operand(c, n->in[k]), -1);
+  arg_int(s, batch);
+  arg_int(s, T);
+  arg_int(s, S);
+  arg_int(s, D);
+  arg_int(s, Dv);
+  arg_int(s, ir_get_int(n, "causal", 0) != 0);
+  arg_float(s, ir_get_float(n, "scale", 1.0 / sqrt((double)D)));
+  arg_buf(s, scratch, -1);
+}
+
+/* slice_bwd(dy) -> memset(dx) + a copy loop over dy's (outer, m, inner)
+ * writing dx[o, start + i*step, j]: the adjoint of slice. */
+static void lower_slice_bwd(LowerCtx *c, const IrNode *n, LowerBuf *out) {
+  const IrNode *DY = n->in[0];
+  int R = n->shape.rank;
+  int axis = norm_axis(ir_get_int(n, "axis", 0), R);
+  int64_t size = n->shape.dims[axis], m = DY->shape.dims[axis];
+  int64_t start = ir_get_int(n, "start", 0), step = ir_get_int(n, "step", 1);
+  if (start < 0) start += size;
+  if (step <= 0 || start < 0 || (m > 0 && start + (m - 1) * step >= size)) {
+    lower_unsupported(c, n, "slice_bwd window outside the input");
+    return;
+  }
+  int64_t outer = prod(&n->shape, 0, axis), inner = prod(&n->shape, axis + 1, R);
+  lower_zero(c, n, out);
+  LowerStep *s = lower_new_step(c, LOWER_STEP_LOOP, n, out);
+  s->body = CKC_NEW(c->a, LowerInstr);
+  s->body[0].kind = LOWER_I_LOAD;
+  s->body[0].dtype = s->body[0].in_dtype = DY->dtype;
+  s->body[0].a = 0;
+  s->body[0].b = s->body[0].c = -1;
+  s->nbody = 1;
+  s->operands[0] = lower_operand(c, DY);
+  s->noperands = 1;
+  int64_t ext[3] = {outer, m, inner}, ist[3] = {m * inner, inner, 1}, ost[3] = {size * inner, step * inner, 1};
+  for (int k = 0; k < 3; k++) {
+    if (ext[k] == 1) continue;
+    s->extents[s->rank] = ext[k];
+    s->strides[0][s->rank] = ist[k];
+    s->out_strides[s->rank] = ost[k];
+    s->rank++;
+  }
+  s->out_offset = start * inner;
+}
+
+/* A kernel returning -1 or the position of a bad index/target: the step
+ * returns an error code naming the input the values came from. */
+static void lower_check(LowerCtx *c, LowerStep *s, LowerBuf *idx, LowerCheck kind) {
+  int k = lower_trace_input(idx);
+  s->check = kind;
+  s->check_input = k >= 0 ? k : c->p->inputs.len;
+}
+
+/* Losses and backward ops. */
+static void lower_train_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
+  const IrNode *X = n->in[0];
+  switch (n->op) {
+  case IR_OP_CROSS_ENTROPY:
+  case IR_OP_CROSS_ENTROPY_BWD: {
+    /* cross_entropy(logits, targets) -> ck_cross_entropy_f32 over (rows, V);
+     * the backward zeroes dlogits and accumulates; a bad target -> ERR_TARGET_RANGE */
+    bool bwd = n->op == IR_OP_CROSS_ENTROPY_BWD;
+    const IrNode *L = n->in[bwd ? 1 : 0], *T = n->in[bwd ? 2 : 1];
+    if (L->dtype != CK_DT_F32 || T->dtype != CK_DT_I32) {
+      lower_unsupported(c, n, "cross_entropy needs f32 logits and i32 targets");
+      return;
+    }
+    int R = L->shape.rank;
+    int64_t V = R ? L->shape.dims[R - 1] : 1;
+    LowerBuf *tg = lower_operand(c, T);
+    if (bwd) lower_zero(c, n, out);
+    LowerStep *s = lower_kernel(c, n, out, bwd ? "ck_cross_entropy_backward_f32" : "ck_cross_entropy_f32",
+                                bwd ? 8 : 7);
+    arg_buf(s, out, -1);
+    if (bwd) arg_buf(s, lower_operand(c, X), -1);
+    arg_buf(s, lower_operand(c, L), -1);
+    arg_buf(s, tg, -1);
+    arg_int(s, ck_shape_numel_unchecked(&T->shape));
+    arg_int(s, V);
+    arg_int(s, ir_get_int(n, "ignore_index", -100));
+    arg_float(s, ir_get_float(n, "label_smoothing", 0.0));
+    lower_check(c, s, tg, LOWER_CHECK_TARGET);
+    return;
+  }
+  case IR_OP_MSE:
+  case IR_OP_BCE_WITH_LOGITS: {
+    if (!all_f32(c, n)) return;
+    LowerStep *s = lower_kernel(c, n, out, n->op == IR_OP_MSE ? "ck_mse_f32" : "ck_bce_with_logits_f32", 4);
+    arg_buf(s, out, -1);
+    arg_buf(s, lower_operand(c, X), -1);
+    arg_buf(s, lower_operand(c, n->in[1]), -1);
+    arg_int(s, ck_shape_numel_unchecked(&X->shape));
+    return;
+  }
+  case IR_OP_SOFTMAX_BWD:
+  case IR_OP_LOG_SOFTMAX_BWD:
+  case IR_OP_MAX_BWD: {
+    /* (y|x, dy) over (outer, n, inner) of the axis */
+    if (!all_f32(c, n)) return;
+    int R = X->shape.rank;
+    int axis = norm_axis(ir_get_int(n, "axis", -1), R);
+    const char *k = n->op == IR_OP_SOFTMAX_BWD     ? "ck_softmax_backward_f32"
+                    : n->op == IR_OP_LOG_SOFTMAX_BWD ? "ck_log_softmax_backward_f32"
+                                                     : "ck_max_backward_f32";
+    lower_zero(c, n, out);
+    LowerStep *s = lower_kernel(c, n, out, k, 6);
+    arg_buf(s, out, -1);
+    arg_buf(s, lower_operand(c, X), -1);
+    arg_buf(s, lower_operand(c, n->in[1]), -1);
+    arg_int(s, prod(&X->shape, 0, axis));
+    arg_int(s, R ? X->shape.dims[axis] : 1);
+    arg_int(s, prod(&X->shape, axis + 1, R));
+    return;
+  }
+  case IR_OP_LAYERNORM_BWD_X:
+  case IR_OP_LAYERNORM_BWD_W:
+  case IR_OP_RMSNORM_BWD_X:
+  case IR_OP_RMSNORM_BWD_W: lower_norm_bwd(c, n, out); return;
+  case IR_OP_EMBEDDING_BWD: {
+    /* dtable[V, C] += dy rows at idx; bad indices -> ERR_INDEX_RANGE */
+    const IrNode *I = n->in[1];
+    if (n->dtype != CK_DT_F32 || I->dtype != CK_DT_I32 || n->shape.rank != 2) {
+      lower_unsupported(c, n, "embedding_bwd needs f32 gradients and i32 indices");
+      return;
+    }
+    LowerBuf *idx = lower_operand(c, I);
+    lower_zero(c, n, out);
+    LowerStep *s = lower_kernel(c, n, out, "ck_embedding_backward_f32", 6);
+    arg_buf(s, out, -1);
+    arg_buf(s, lower_operand(c, X), -1);
+    arg_buf(s, idx, -1);
+    arg_int(s, ck_shape_numel_unchecked(&I->shape));
+    arg_int(s, n->shape.dims[0]);
+    arg_int(s, n->shape.dims[1]);
+    lower_check(c, s, idx, LOWER_CHECK_INDEX);
+    return;
+  }
+  case IR_OP_CONV2D_BWD_X:
+  case IR_OP_CONV2D_BWD_W: {
+    /* one ck_conv2d_backward_f32 call with only dx (from dy, w) or only dw (from dy, x) */
+    if (!all_f32(c, n)) return;
+    bool bx = n->op == IR_OP_CONV2D_BWD_X;
+    const IrNode *DY = n->in[0], *O = n->in[1];
+    const CkShape *xs = bx ? &n->shape : &O->shape, *ws = bx ? &O->shape : &n->shape;
+    int64_t st[2], pd[2];
+    lower_ints2(n, "stride", 1, 1, st);
+    lower_ints2(n, "padding", 0, 0, pd);
+    lower_zero(c, n, out);
+    LowerStep *s = lower_kernel(c, n, out, "ck_conv2d_backward_f32", 20);
+    arg_buf(s, bx ? out : NULL, -1);
+    arg_buf(s, bx ? NULL : out, -1);
+    arg_buf(s, NULL, -1);
+    arg_buf(s, lower_operand(c, DY), -1);
+    arg_buf(s, bx ? NULL : lower_operand(c, O), -1);
+    arg_buf(s, bx ? lower_operand(c, O) : NULL, -1);
+    for (int i = 0; i < 4; i++) arg_int(s, xs->dims[i]);
+    arg_int(s, ws->dims[0]);
+    arg_int(s, ws->dims[2]);
+    arg_int(s, ws->dims[3]);
+    arg_int(s, st[0]);
+    arg_int(s, st[1]);
+    arg_int(s, pd[0]);
+    arg_int(s, pd[1]);
+    arg_int(s, ir_get_int(n, "groups", 1));
+    arg_int(s, DY->shape.dims[2]);
+    arg_int(s, DY->shape.dims[3]);
+    return;
+  }
+  case IR_OP_MAXPOOL2D_BWD:
+  case IR_OP_AVGPOOL2D_BWD: {
+    if (!all_f32(c, n)) return;
+    bool mx = n->op == IR_OP_MAXPOOL2D_BWD;
+    int64_t k[2], st[2], pd[2];
+    lower_ints2(n, "kernel", 1, 1, k);
+    lower_ints2(n, "stride", k[0], k[1], st);
+    lower_ints2(n, "padding", 0, 0, pd);
+    lower_zero(c, n, out);
+    LowerStep *s = lower_kernel(c, n, out, mx ? "ck_maxpool2d_backward_f32" : "ck_avgpool2d_backward_f32",
+                                mx ? 15 : 14);
+    arg_buf(s, out, -1);
+    arg_buf(s, lower_operand(c, X), -1);
+    if (mx) arg_buf(s, lower_operand(c, n->in[1]), -1);
+    for (int i = 0; i < 4; i++) arg_int(s, n->shape.dims[i]);
+    arg_int(s, k[0]);
+    arg_int(s, k[1]);
+    arg_int(s, st[0]);
+    arg_int(s, st[1]);
+    arg_int(s, pd[0]);
+    arg_int(s, pd[1]);
+    arg_int(s, X->shape.dims[2]);
+    arg_int(s, X->shape.dims[3]);
+    return;
+  }
+  case IR_OP_ATTENTION_BWD_Q:
+  case IR_OP_ATTENTION_BWD_K:
+  case IR_OP_ATTENTION_BWD_V: lower_attention_bwd(c, n, out); return;
+  case IR_OP_SLICE_BWD: lower_slice_bwd(c, n, out); return;
+  default: lower_unsupported(c, n, "no lowering for this op"); return;
+  }
+}
+
 /* Every non-elementwise op: one kernel call with collapsed extents. */
 static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   const IrNode *X = n->in[0];
@@ -767,7 +1119,7 @@ static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
     arg_buf(s, scratch, -1);
     return;
   }
-  default: lower_unsupported(c, n, "no lowering for this op"); return;
+  default: lower_train_op(c, n, out); return;
   }
 }
 
@@ -802,22 +1154,22 @@ static void lower_liveness(LowerProgram *p) {
 
 static int64_t align_up(int64_t v) { return (v + LOWER_ALIGN - 1) / LOWER_ALIGN * LOWER_ALIGN; }
 
-/* Params: packed in graph order at 64-byte aligned offsets. Arena: buffers
+/* Params: at the offsets of the shared layout (lower_layout). Arena: buffers
  * in order of definition (ties by id), each at the lowest 64-byte aligned
  * offset where it overlaps no placed buffer whose live range intersects its
  * own (greedy first-fit). Deterministic: no hashing, no pointer order. */
 void lower_plan_memory(LowerProgram *p) {
   lower_liveness(p);
-  int64_t off = 0;
-  p->param_count = 0;
-  for (int i = 0; i < p->params.len; i++) {
-    LowerBuf *b = p->params.items[i];
-    off = align_up(off);
-    b->offset = off;
-    off += b->bytes;
-    p->param_count += b->numel;
+  /* params (and grads slots) sit where the shared layout put them */
+  const LowerLayout *L = p->layout;
+  for (int i = 0; i < p->bufs.len; i++) {
+    LowerBuf *b = p->bufs.items[i];
+    if (b->kind != LOWER_BUF_PARAM && b->kind != LOWER_BUF_GRAD) continue;
+    for (int k = 0; k < L->params.len; k++)
+      if (strcmp(L->params.items[k].name, b->name) == 0) b->offset = L->params.items[k].offset;
   }
-  p->params_bytes = align_up(off);
+  p->params_bytes = L->params_bytes;
+  p->param_count = L->param_count;
 
   int n = 0;
   LowerBuf **order = CKC_NEW_ARRAY(p->module->arena, LowerBuf *, p->bufs.len + 1);
@@ -885,23 +1237,147 @@ static const char *lower_lower_name(CkcArena *a, const char *s, bool upper) {
   return r;
 }
 
-/* forward(inputs) over the flat graph: leaves become buffers, each other
- * node one or more steps; the returned value is computed straight into the
- * caller's out (or copied there when it is a view or a leaf). */
-LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
-  const IrGraph *g = ir_module_entry(m, "forward");
+
+/* ---- the params layout ----------------------------------------------------------------------------- */
+
+static const char *const lower_entry_names[] = {"forward", "loss", "train_step"};
+
+/* Union of the entry graphs' parameters by name, in order of first
+ * appearance (forward first, so a model without a train block keeps the
+ * layout it always had), each at a 64-byte aligned offset. The grads blob of
+ * train_step has the same layout. */
+LowerLayout *lower_layout(const IrModule *m) {
+  LowerLayout *L = CKC_NEW(m->arena, LowerLayout);
+  int64_t off = 0;
+  for (int e = 0; e < 3; e++) {
+    const IrGraph *g = ir_module_entry(m, lower_entry_names[e]);
+    if (!g) continue;
+    for (int i = 0; i < g->nodes.len; i++) {
+      const IrNode *n = g->nodes.items[i];
+      if (n->op != IR_OP_PARAM) continue;
+      bool seen = false;
+      for (int k = 0; k < L->params.len && !seen; k++) seen = strcmp(L->params.items[k].name, n->name) == 0;
+      if (seen) continue;
+      LowerParam lp = {0};
+      lp.name = n->name;
+      lp.node = n;
+      lp.dtype = n->dtype;
+      lp.shape = n->shape;
+      lp.numel = ck_shape_numel_unchecked(&n->shape);
+      lp.bytes = lp.numel * (int64_t)ck_dtype_size(n->dtype);
+      off = align_up(off);
+      lp.offset = off;
+      off += lp.bytes;
+      lp.train_index = -1;
+      if (m->train)
+        for (int k = 0; k < m->train->params.len; k++)
+          if (strcmp(m->train->params.items[k].name, n->name) == 0) {
+            lp.train_index = k;
+            lp.decay = m->train->params.items[k].decay;
+          }
+      L->param_count += lp.numel;
+      CKC_VEC_PUSH(m->arena, L->params, lp);
+    }
+  }
+  L->params_bytes = align_up(off);
+  return L;
+}
+
+static const LowerParam *lower_layout_find(const LowerLayout *L, const char *name) {
+  for (int k = 0; k < L->params.len; k++)
+    if (strcmp(L->params.items[k].name, name) == 0) return &L->params.items[k];
+  return NULL;
+}
+
+/* ---- the walk ------------------------------------------------------------------------------------ */
+
+/* A returned leaf, splat or view cannot be computed in place: a step makes
+ * it the caller's buffer `dst` (a constant fill loop, or memcpy). */
+static void lower_copy_out(LowerCtx *c, const IrNode *n, LowerBuf *dst, bool optional) {
+  LowerBuf *res = c->map[n->id];
+  if (lower_is_splat(n)) {
+    LowerStep *s = lower_new_step(c, LOWER_STEP_LOOP, n, dst);
+    s->body = CKC_NEW(c->a, LowerInstr);
+    s->body[0].kind = LOWER_I_CONST;
+    s->body[0].dtype = s->body[0].in_dtype = n->dtype;
+    s->body[0].value = lower_splat_value(n);
+    s->body[0].a = s->body[0].b = s->body[0].c = -1;
+    s->nbody = 1;
+    int64_t unit[LOWER_MAX_OPERANDS];
+    for (int k = 0; k < LOWER_MAX_OPERANDS; k++) unit[k] = 1;
+    lower_collapse(s, &n->shape, 0, NULL, unit);
+  } else if (res != dst) {
+    LowerStep *s = lower_new_step(c, LOWER_STEP_COPY, n, dst);
+    s->operands[0] = res;
+    s->noperands = 1;
+    s->optional_out = optional;
+  }
+}
+
+/* train_step's gradient outputs: grads[param] += value, one loop per
+ * trained parameter (the contract ACCUMULATES, so gradient accumulation
+ * windows need no copy). A gradient that is a splat 0 (the loss does not
+ * depend on the parameter) adds nothing and emits nothing. */
+static void lower_accumulate_grad(LowerCtx *c, const IrNode *n, const LowerParam *lp) {
+  if (lower_is_splat(n) && lower_splat_value(n) == 0.0) return;
+  LowerBuf *g = lower_new_buf(c, LOWER_BUF_GRAD, n, lp->dtype, &lp->shape,
+                              ckc_arena_printf(c->a, "grads.%s", lp->name));
+  g->name = lp->name;
+  LowerStep *s = lower_new_step(c, LOWER_STEP_LOOP, n, g);
+  s->body = CKC_NEW_ARRAY(c->a, LowerInstr, 3);
+  const CkShape *shapes[2] = {&lp->shape, &n->shape};
+  int64_t unit[LOWER_MAX_OPERANDS];
+  for (int k = 0; k < LOWER_MAX_OPERANDS; k++) unit[k] = 1;
+  s->operands[s->noperands++] = g;
+  s->body[0] = (LowerInstr){.kind = LOWER_I_LOAD, .dtype = lp->dtype, .in_dtype = lp->dtype, .a = 0, .b = -1, .c = -1};
+  if (lower_is_splat(n)) {
+    s->body[1] = (LowerInstr){.kind = LOWER_I_CONST, .dtype = n->dtype, .in_dtype = n->dtype,
+                              .value = lower_splat_value(n), .a = -1, .b = -1, .c = -1};
+  } else {
+    s->operands[s->noperands++] = c->map[n->id];
+    s->body[1] = (LowerInstr){.kind = LOWER_I_LOAD, .dtype = n->dtype, .in_dtype = n->dtype, .a = 1, .b = -1, .c = -1};
+  }
+  s->body[2] = (LowerInstr){.kind = LOWER_I_OP, .op = IR_OP_ADD, .dtype = lp->dtype, .in_dtype = lp->dtype,
+                            .a = 0, .b = 1, .c = -1};
+  s->nbody = 3;
+  lower_collapse(s, &lp->shape, s->noperands, shapes, unit);
+}
+
+/* entry(inputs) over the flat graph: leaves become buffers, each other
+ * node one or more steps; outputs[0] is computed straight into the
+ * caller's buffer (out, or *loss), or copied there when it is a view or a
+ * leaf; loss's logits are copied out when the caller asks for them;
+ * train_step's gradients are accumulated into grads. */
+LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayout *L, LowerEntry entry,
+                          CkcDiag *d) {
+  const char *ename = lower_entry_names[entry];
+  const IrGraph *g = ir_module_entry(m, ename);
   if (!g) {
-    ckc_error_noloc(d, "E0911", "model %s has no entry function 'forward'", m->model_name);
+    ckc_error_noloc(d, "E0911", "model %s has no entry function '%s'", m->model_name, ename);
     return NULL;
   }
-  if (g->outputs.len != 1) {
-    ckc_error_noloc(d, "E0911", "forward must return exactly one tensor (it returns %d)",
-                    g->outputs.len);
+  int want = entry == LOWER_ENTRY_FORWARD ? 1 : -1;
+  if (entry == LOWER_ENTRY_FORWARD && g->outputs.len != 1) {
+    ckc_error_noloc(d, "E0911", "forward must return exactly one tensor (it returns %d)", g->outputs.len);
+    return NULL;
+  }
+  if (entry == LOWER_ENTRY_LOSS && (g->outputs.len < 1 || g->outputs.len > 2)) want = 0;
+  if (entry == LOWER_ENTRY_TRAIN_STEP && (!m->train || g->outputs.len != 1 + m->train->params.len)) want = 0;
+  if (entry != LOWER_ENTRY_FORWARD && g->inputs.len != 2) want = 0;
+  for (int k = 0; k < g->outputs.len && entry != LOWER_ENTRY_FORWARD; k++) {
+    const IrNode *o = g->outputs.items[k];
+    if (o->dtype != CK_DT_F32 || (k == 0 && o->shape.rank != 0)) want = 0;
+  }
+  if (want == 0) {
+    ckc_error_noloc(d, "E0911", "entry graph '%s' does not have the form the back end expects "
+                    "(inputs x, y; a scalar f32 loss first; see ir/train.h)", ename);
     return NULL;
   }
   CkcArena *a = m->arena;
   LowerProgram *p = CKC_NEW(a, LowerProgram);
   p->module = m;
+  p->entry = entry;
+  p->layout = L;
   p->graph = g;
   p->target = t;
   p->prefix = lower_lower_name(a, m->model_name, false);
@@ -911,6 +1387,9 @@ LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
   c.a = a;
   c.d = d;
   c.ok = true;
+  c.extra = entry == LOWER_ENTRY_FORWARD ? lower_params_forward
+            : entry == LOWER_ENTRY_LOSS  ? lower_params_loss
+                                         : lower_params_train;
   c.nmap = g->next_id + 1;
   for (int i = 0; i < g->nodes.len; i++)
     if (g->nodes.items[i]->id >= c.nmap) c.nmap = g->nodes.items[i]->id + 1;
@@ -936,21 +1415,31 @@ LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
     }
   }
   const IrNode *outn = g->outputs.items[0];
-  p->out = lower_new_buf(&c, LOWER_BUF_OUTPUT, outn, outn->dtype, &outn->shape, "out");
-  p->out->cname = "out";
+  const char *oname = entry == LOWER_ENTRY_FORWARD ? "out" : "loss";
+  p->out = lower_new_buf(&c, LOWER_BUF_OUTPUT, outn, outn->dtype, &outn->shape, oname);
+  p->out->cname = oname;
+  c.direct_out = outn;
+  const IrNode *logn = entry == LOWER_ENTRY_LOSS && g->outputs.len > 1 ? g->outputs.items[1] : NULL;
+  if (logn) {
+    p->logits = lower_new_buf(&c, LOWER_BUF_OUTPUT, logn, logn->dtype, &logn->shape, "logits");
+    p->logits->cname = "logits";
+  }
+  const char *const_prefix = entry == LOWER_ENTRY_FORWARD ? "const" : entry == LOWER_ENTRY_LOSS ? "loss_const"
+                                                                                                 : "train_const";
 
   for (int i = 0; i < g->nodes.len && !ckc_diag_too_many(d); i++) {
     const IrNode *n = g->nodes.items[i];
     const IrOpInfo *info = &ir_op_info[n->op];
     if (n->op == IR_OP_INPUT || n->op == IR_OP_PARAM) {
-      if (!c.map[n->id]) lower_unsupported(&c, n, "input is not an argument of forward");
+      if (!c.map[n->id]) lower_unsupported(&c, n, "input is not an argument of the entry function");
       continue;
     }
+    if (c.map[n->id]) continue; /* computed together with a sibling (backward pairs) */
     if (n->op == IR_OP_CONST) {
       LowerBuf *b;
       if (n->data) {
         b = lower_new_buf(&c, LOWER_BUF_CONST, n, n->dtype, &n->shape,
-                          ckc_arena_printf(a, "const_%d", n->id));
+                          ckc_arena_printf(a, "%s_%d", const_prefix, n->id));
         b->data = n->data;
         CKC_VEC_PUSH(a, p->consts, b);
         c.map[n->id] = b;
@@ -961,16 +1450,17 @@ LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
       lower_unsupported(&c, n, "the module is not flat (run the inline pass)");
       continue;
     }
-    if (n->op == IR_OP_RESHAPE) {
+    c.node_first_step = p->steps.len;
+    if (n->op == IR_OP_RESHAPE || n->op == IR_OP_STOP_GRADIENT) {
+      /* views: the same storage under a new shape (stop_gradient: the same value) */
       LowerBuf *src = lower_operand(&c, n->in[0]);
       LowerBuf *b = lower_new_buf(&c, LOWER_BUF_ALIAS, n, n->dtype, &n->shape, n->name);
       b->alias_of = src;
       c.map[n->id] = b;
       continue;
     }
-    LowerBuf *out = (n == outn) ? p->out
-                                : lower_new_buf(&c, LOWER_BUF_ARENA, n, n->dtype, &n->shape, n->name);
-    c.map[n->id] = out;
+    c.node_first_step = p->steps.len;
+    LowerBuf *out = lower_value_buf(&c, n);
     if (info->flags & IR_OPF_ELEMWISE)
       lower_elemwise(&c, n, out);
     else
@@ -978,25 +1468,43 @@ LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
   }
   if (!c.ok) return NULL;
 
-  /* a returned leaf or view is copied into out */
+  c.node_first_step = p->steps.len;
+  lower_copy_out(&c, outn, p->out, false);
+  if (logn) lower_copy_out(&c, logn, p->logits, true);
+  if (entry == LOWER_ENTRY_TRAIN_STEP)
+    for (int k = 1; k < g->outputs.len; k++) {
+      const LowerParam *lp = lower_layout_find(L, m->train->params.items[k - 1].name);
+      const IrNode *gn = g->outputs.items[k];
+      if (!lp || lp->dtype != gn->dtype || !ck_shape_eq(&lp->shape, &gn->shape)) {
+        ckc_error_noloc(d, "E0911", "train_step output %d does not match parameter '%s'", k,
+                        m->train->params.items[k - 1].name);
+        return NULL;
+      }
+      lower_accumulate_grad(&c, gn, lp);
+    }
   LowerBuf *res = c.map[outn->id];
-  if (lower_is_splat(outn)) {
-    LowerStep *s = lower_new_step(&c, LOWER_STEP_LOOP, outn, p->out);
-    s->body = CKC_NEW(a, LowerInstr);
-    s->body[0].kind = LOWER_I_CONST;
-    s->body[0].dtype = s->body[0].in_dtype = outn->dtype;
-    s->body[0].value = lower_splat_value(outn);
-    s->body[0].a = s->body[0].b = s->body[0].c = -1;
-    s->nbody = 1;
-    int64_t unit[LOWER_MAX_OPERANDS];
-    for (int k = 0; k < LOWER_MAX_OPERANDS; k++) unit[k] = 1;
-    lower_collapse(s, &outn->shape, 0, NULL, unit);
-  } else if (res != p->out) {
-    LowerStep *s = lower_new_step(&c, LOWER_STEP_COPY, outn, p->out);
-    s->operands[0] = res;
-    s->noperands = 1;
-  }
   p->output = res ? res : p->out;
   lower_plan_memory(p);
   return p;
+}
+
+LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
+  return lower_entry(m, t, lower_layout(m), LOWER_ENTRY_FORWARD, d);
+}
+
+LowerModule *lower_module(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
+  LowerModule *lm = CKC_NEW(m->arena, LowerModule);
+  lm->module = m;
+  lm->target = t;
+  lm->layout = lower_layout(m);
+  lm->forward = lower_entry(m, t, lm->layout, LOWER_ENTRY_FORWARD, d);
+  if (!lm->forward) return NULL;
+  lm->prefix = lm->forward->prefix;
+  lm->upper = lm->forward->upper;
+  if (ir_module_entry(m, "loss") || ir_module_entry(m, "train_step")) {
+    lm->loss = lower_entry(m, t, lm->layout, LOWER_ENTRY_LOSS, d);
+    lm->train_step = lower_entry(m, t, lm->layout, LOWER_ENTRY_TRAIN_STEP, d);
+    if (!lm->loss || !lm->train_step) return NULL;
+  }
+  return lm;
 }

@@ -1,5 +1,7 @@
 /* lower/lower.h - the lowered form of a flat entry graph: a list of steps
  * (loop nests and kernel calls) over buffers, plus the v0 memory plan.
+ * A module lowers to one LowerProgram per entry graph ("forward", and with a
+ * train block "loss" and "train_step"), all sharing one params layout.
  *
  * The lowered form is small on purpose: later passes (fusion merges loop
  * steps, memplan re-places buffers) rewrite it, and the emitter only prints
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "ir/ir.h"
+#include "ir/train.h"
 #include "targets/target.h"
 
 /* ---- buffers -------------------------------------------------------------------- */
@@ -23,7 +26,8 @@ typedef enum LowerBufKind {
   LOWER_BUF_OUTPUT,  /* the caller's `out` */
   LOWER_BUF_ARENA,   /* an activation or scratch in the arena at `offset` bytes */
   LOWER_BUF_CONST,   /* a static const array in the model translation unit */
-  LOWER_BUF_ALIAS    /* a view of alias_of (reshape): same storage, no copy */
+  LOWER_BUF_ALIAS,   /* a view of alias_of (reshape, stop_gradient): same storage, no copy */
+  LOWER_BUF_GRAD     /* train_step: a parameter's slot in the caller's grads blob (at `offset`) */
 } LowerBufKind;
 
 typedef struct LowerBuf LowerBuf;
@@ -94,8 +98,15 @@ typedef struct LowerArg {
 typedef enum LowerStepKind {
   LOWER_STEP_LOOP,    /* elementwise loop nest: out[idx] = body(operands[idx]) */
   LOWER_STEP_KERNEL,  /* one call of a ck_kernels.h function (inside a loop nest if rank > 0) */
-  LOWER_STEP_COPY     /* memcpy (a view that has to become the caller's out) */
+  LOWER_STEP_COPY,    /* memcpy (a view that has to become the caller's out) */
+  LOWER_STEP_ZERO     /* memset(out, 0): the ck_grad/ck_optim kernels accumulate into out */
 } LowerStepKind;
+
+typedef enum LowerCheck {
+  LOWER_CHECK_NONE,
+  LOWER_CHECK_INDEX,  /* the kernel returns -1 or a bad position: ERR_INDEX_RANGE + check_input */
+  LOWER_CHECK_TARGET  /* the same for loss targets: ERR_TARGET_RANGE + check_input */
+} LowerCheck;
 
 #define LOWER_MAX_OPERANDS 8
 
@@ -110,6 +121,7 @@ typedef struct LowerStep {
   LowerBuf *operands[LOWER_MAX_OPERANDS];
   int64_t strides[LOWER_MAX_OPERANDS][CK_MAX_RANK]; /* elements; 0 = broadcast */
   int64_t out_strides[CK_MAX_RANK];
+  int64_t out_offset;         /* LOOP: elements added to every out index (slice_bwd) */
   /* LOOP body */
   LowerInstr *body;
   int nbody;
@@ -117,13 +129,37 @@ typedef struct LowerStep {
   const char *kernel;
   LowerArg *args;
   int nargs;
-  int check_input;            /* embedding: index of the input it checks (or ninputs) */
+  int check_input;            /* embedding, cross_entropy: index of the input it checks (or ninputs) */
+  LowerCheck check;           /* what a nonnegative kernel result means */
+  bool optional_out;          /* COPY into an output the caller may pass as NULL (loss's logits) */
   /* extra buffers read (KERNEL args) for liveness */
   LowerBuf *scratch;          /* scratch buffer used only by this step */
 } LowerStep;
 
+/* One parameter of the shared params layout (the union over entry graphs). */
+typedef struct LowerParam {
+  const char *name;       /* dotted */
+  const IrNode *node;     /* its PARAM node where first met (initialiser attributes) */
+  CkDType dtype;
+  CkShape shape;
+  int64_t numel, bytes;
+  int64_t offset;         /* bytes into the params blob (and the grads blob) */
+  int train_index;        /* index in IrTrainConfig.params (gradient output 1 + i), or -1 */
+  bool decay;             /* weight decay applies (from IrTrainConfig.params) */
+} LowerParam;
+
+typedef struct LowerLayout {
+  CKC_VEC(LowerParam) params; /* forward's params in order of first use, then loss/train_step extras */
+  int64_t params_bytes;
+  int64_t param_count;        /* scalars */
+} LowerLayout;
+
+typedef enum LowerEntry { LOWER_ENTRY_FORWARD, LOWER_ENTRY_LOSS, LOWER_ENTRY_TRAIN_STEP } LowerEntry;
+
 typedef struct LowerProgram {
   const IrModule *module;
+  LowerEntry entry;
+  const LowerLayout *layout;  /* param offsets come from here */
   const IrGraph *graph;
   const CkcTarget *target;
   const char *prefix;         /* lower-case model name: "tinygpt" */
@@ -134,17 +170,40 @@ typedef struct LowerProgram {
   CKC_VEC(LowerBuf *) inputs; /* in argument order */
   CKC_VEC(LowerBuf *) consts; /* static const arrays */
   LowerBuf *output;           /* the value returned (OUTPUT, or an alias/leaf copied into out) */
-  LowerBuf *out;              /* the caller's out buffer */
+  LowerBuf *out;              /* the caller's out buffer (loss, train_step: `loss`) */
+  LowerBuf *logits;           /* loss: the caller's logits (may be NULL at run time) or NULL */
   int64_t params_bytes;
   int64_t arena_bytes;
   int64_t param_count;        /* scalars */
 } LowerProgram;
 
-/* Lowers the entry graph "forward" of a flat module for target t. Reports
- * ops the target cannot run (E0910) through d and returns NULL. */
-LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d);
+/* Every entry graph of a module, lowered against one params layout. */
+typedef struct LowerModule {
+  const IrModule *module;
+  const CkcTarget *target;
+  const char *prefix, *upper;
+  LowerLayout *layout;
+  LowerProgram *forward;
+  LowerProgram *loss;         /* NULL without a train block */
+  LowerProgram *train_step;   /* NULL without a train block */
+} LowerModule;
 
-/* v0 memory plan: params packed in graph order (64-byte aligned offsets);
+/* The params layout of a module: the union of the parameters of its entry
+ * graphs by name (forward, loss, train_step in that order; each in node
+ * order), 64-byte aligned offsets; trainable/decay from m->train. */
+LowerLayout *lower_layout(const IrModule *m);
+/* Lowers the entry graph `entry` against layout L. Reports ops the target
+ * cannot run (E0910) and malformed entry graphs (E0911) through d and
+ * returns NULL. */
+LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayout *L, LowerEntry entry,
+                          CkcDiag *d);
+/* Lowers the entry graph "forward" of a flat module for target t with its
+ * own layout (tests; the emitter uses lower_module). */
+LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d);
+/* forward, and loss + train_step when the module has a train block. */
+LowerModule *lower_module(const IrModule *m, const CkcTarget *t, CkcDiag *d);
+
+/* v0 memory plan: params at their layout offsets;
  * arena buffers placed greedily first-fit in step order, reusing memory of
  * buffers whose last use is over (64-byte aligned). Called by lower_program;
  * exposed so that a later memplan pass can re-run it after rewriting steps. */

@@ -6,6 +6,8 @@
 # `infer` on a random input; emission is byte-stable across cwds; the
 # program's error paths (missing/truncated weights, wrong-shape input,
 # out-of-range token id) exit 1 with a message naming the file, never crash.
+# Programs with a train block (test-suite/e2e/train_*.ckm) also train for 5
+# steps and have their gradients checked against PyTorch.
 # Prints PASS/FAIL lines; exits nonzero if anything failed.
 set -u
 cd "$(dirname "$0")/../.."
@@ -181,6 +183,52 @@ a = np.load(sys.argv[1]); a.flat[a.size // 2] = int(sys.argv[3]); np.save(sys.ar
   $TMO "$prog" bogus >/dev/null 2>&1
   rc=$?
   if [ "$rc" -eq 2 ]; then pass "$t usage error"; else fail "$t usage error" "exit $rc, expected 2"; fi
+done
+
+# Training programs (test-suite/e2e/train_*.ckm, built above): `train --steps 5`
+# writes a run directory (manifest, 5 metric records, checkpoints, weights) and
+# is reproducible bit for bit; the gradients of train_step (`grad`) match
+# PyTorch (train_oracle.py, float64); a bad class target is an error (exit 1).
+ORACLE="$ROOT/test-suite/e2e/train_oracle.py"
+for src in test-suite/e2e/train_*.ckm; do
+  [ -f "$src" ] || continue
+  base=$(basename "$src" .ckm)
+  t="e2e-$base"
+  d="$tmp/$base"
+  mk=$(sed -n 's/^\(.*\): \$(SRCS).*/\1/p' "$d/Makefile" 2>/dev/null | head -n 1)
+  if [ -z "$mk" ] || [ ! -x "$d/$mk" ]; then fail "$t train" "project not built"; continue; fi
+  prog="$d/$mk"
+  w="$tmp/$base.train"
+  mkdir -p "$w"
+  if ! "$PY" "$ORACLE" data "$base" "$w" 2>"$tmp/err.txt"; then
+    fail "$t train data"; sed 's/^/    /' "$tmp/err.txt" | head -5; continue
+  fi
+  if (cd "$w" && $TMO "$prog" train --steps 5 --run-dir run1 --quiet) >"$tmp/train.log" 2>&1 &&
+     [ -s "$w/run1/manifest.json" ] && [ -s "$w/run1/weights.safetensors" ] &&
+     ls "$w/run1/checkpoints/"* >/dev/null 2>&1 &&
+     "$PY" -c "
+import json, math, sys
+recs = [r for r in map(json.loads, open(sys.argv[1])) if 'loss' in r]  # eval records have eval_loss
+assert [r['step'] for r in recs] == [1, 2, 3, 4, 5], recs
+assert all(math.isfinite(r['loss']) for r in recs), recs
+json.load(open(sys.argv[2]))" "$w/run1/metrics.jsonl" "$w/run1/manifest.json" 2>>"$tmp/train.log"; then
+    pass "$t train"
+  else fail "$t train"; sed 's/^/    /' "$tmp/train.log" | tail -8; continue; fi
+  if (cd "$w" && $TMO "$prog" train --steps 5 --run-dir run2 --quiet) >/dev/null 2>&1 &&
+     cmp -s "$w/run1/weights.safetensors" "$w/run2/weights.safetensors"; then pass "$t train reproducible"
+  else fail "$t train reproducible" "two runs with the same seed differ"; fi
+  "$PY" "$ORACLE" batch "$base" "$w/bx.npy" "$w/by.npy"
+  if $TMO "$prog" init --seed 3 --out "$w/w.safetensors" &&
+     $TMO "$prog" grad --weights "$w/w.safetensors" --x "$w/bx.npy" --y "$w/by.npy" --out "$w/g.safetensors" \
+       2>"$tmp/err.txt" &&
+     "$PY" "$ORACLE" grad "$base" "$w/w.safetensors" "$w/g.safetensors" "$w/bx.npy" "$w/by.npy" >"$tmp/oracle.log" 2>&1; then
+    pass "$t grad parity"
+  else fail "$t grad parity"; cat "$tmp/err.txt" "$tmp/oracle.log" 2>/dev/null | sed 's/^/    /' | tail -8; fi
+  if grep -q 'cross_entropy' "$src"; then
+    "$PY" "$ORACLE" batch "$base" "$w/bx.npy" "$w/bady.npy" bad
+    expect_err "$t bad target" "train_step" \
+      "$prog" grad --weights "$w/w.safetensors" --x "$w/bx.npy" --y "$w/bady.npy" --out "$w/g2.safetensors"
+  fi
 done
 
 # Lowering of hand-built IR (ops the samples do not use), against PyTorch.

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "emit/emit.h"
+#include "emit/emit_impl.h"
 #include "ir/ir.h"
+#include "ir/train.h"
 #include "lower/lower.h"
 #include "targets/target.h"
 
@@ -191,6 +193,180 @@ START_TEST(emit_c_is_stable) {
 }
 END_TEST
 
+
+/* ---- training entry graphs ------------------------------------------------------------- */
+
+static LowerStep *step_kernel(LowerProgram *p, const char *kernel, int *index) {
+  for (int i = 0; i < p->steps.len; i++)
+    if (p->steps.items[i]->kind == LOWER_STEP_KERNEL && strcmp(p->steps.items[i]->kernel, kernel) == 0) {
+      if (index) *index = i;
+      return p->steps.items[i];
+    }
+  return NULL;
+}
+
+/* A module with forward, loss and train_step: linear logits, cross_entropy,
+ * and (train_step) the cross_entropy_bwd of a splat 1.0 plus a gradient for
+ * "w" and for "extra" (a parameter only the loss uses). */
+static IrModule *train_module(void) {
+  IrModule *m = ir_module_new(&arena, "T", "t.ckm");
+  m->train = CKC_NEW(&arena, IrTrainConfig);
+  IrTrainParam tw = {"w", true}, te = {"extra", false};
+  CKC_VEC_PUSH(&arena, m->train->params, tw);
+  CKC_VEC_PUSH(&arena, m->train->params, te);
+  CkShape sx = {2, {4, 5}}, sy = {1, {4}};
+  IrAttr tb[1] = {ir_attr_int("transpose_b", 1)};
+  IrGraph *f = ir_graph_new(m, "forward", true);
+  IrNode *fx = ir_input(f, "x", CK_DT_F32, &sx, L0);
+  ir_set_output(f, mk(f, IR_OP_MATMUL, fx, param(f, "w", (CkShape){2, {3, 5}}), tb, 1, "logits"));
+  for (int k = 0; k < 2; k++) {
+    IrGraph *g = ir_graph_new(m, k ? "train_step" : "loss", true);
+    IrNode *x = ir_input(g, "x", CK_DT_F32, &sx, L0);
+    IrNode *y = ir_input(g, "y", CK_DT_I32, &sy, L0);
+    IrNode *w = param(g, "w", (CkShape){2, {3, 5}});
+    IrNode *e = param(g, "extra", (CkShape){1, {3}});
+    IrNode *lg = mk(g, IR_OP_ADD, mk(g, IR_OP_MATMUL, x, w, tb, 1, NULL), e, NULL, 0, "logits");
+    IrNode *l = mk(g, IR_OP_CROSS_ENTROPY, lg, y, NULL, 0, "loss");
+    ir_set_output(g, l);
+    if (!k) {
+      ir_set_output(g, lg);
+      continue;
+    }
+    IrNode *in[3] = {ir_const_scalar(g, CK_DT_F32, 1.0, L0), lg, y};
+    IrErr err;
+    IrNode *dl = ir_op(g, IR_OP_CROSS_ENTROPY_BWD, in, 3, NULL, 0, "d.logits", L0, &err);
+    ck_assert_msg(dl != NULL, "%s", err.msg);
+    int64_t ax[1] = {0};
+    IrAttr sa[1] = {ir_attr_ints("axes", ax, 1)};
+    IrNode *ta[2] = {dl, x};
+    IrAttr tt[2] = {ir_attr_int("transpose_a", 1), ir_attr_int("transpose_b", 0)};
+    IrNode *gw = ir_op(g, IR_OP_MATMUL, ta, 2, tt, 2, NULL, L0, &err); /* [3,5] */
+    ck_assert_msg(gw != NULL, "%s", err.msg);
+    ir_set_output(g, gw);
+    ir_set_output(g, mk(g, IR_OP_SUM, dl, NULL, sa, 1, "grad.extra"));
+  }
+  return m;
+}
+
+/* One params layout for all entry graphs: forward's params first, then
+ * the loss's extras, 64-byte aligned; trainable/decay from the train config. */
+START_TEST(layout_is_union_of_entries) {
+  IrModule *m = train_module();
+  LowerModule *lm = lower_module(m, ckc_target_find("c99"), &diag);
+  ck_assert_ptr_nonnull(lm);
+  ck_assert_int_eq(lm->layout->params.len, 2);
+  ck_assert_str_eq(lm->layout->params.items[0].name, "w");
+  ck_assert_str_eq(lm->layout->params.items[1].name, "extra");
+  ck_assert_int_eq(lm->layout->params.items[1].offset, 64);
+  ck_assert_int_eq(lm->layout->params.items[1].train_index, 1);
+  ck_assert(lm->layout->params.items[0].decay);
+  ck_assert(!lm->layout->params.items[1].decay);
+  ck_assert_int_eq(lm->forward->params_bytes, 128);
+  ck_assert_int_eq(lm->train_step->params_bytes, 128);
+  ck_assert_ptr_nonnull(lm->loss->logits);
+}
+END_TEST
+
+/* cross_entropy_bwd: the splat dloss is filled before the kernel, dlogits is
+ * zeroed before it (the kernel accumulates), a bad target reports input 1;
+ * each gradient output is ADDED into a grads slot at its param's offset. */
+START_TEST(train_step_zeroes_and_accumulates) {
+  IrModule *m = train_module();
+  LowerModule *lm = lower_module(m, ckc_target_find("c99"), &diag);
+  ck_assert_ptr_nonnull(lm);
+  LowerProgram *p = lm->train_step;
+  int ki = -1;
+  LowerStep *k = step_kernel(p, "ck_cross_entropy_backward_f32", &ki);
+  ck_assert_ptr_nonnull(k);
+  ck_assert_int_eq(k->check, LOWER_CHECK_TARGET);
+  ck_assert_int_eq(k->check_input, 1);
+  bool zeroed = false, filled = false;
+  for (int i = 0; i < ki; i++) {
+    LowerStep *s = p->steps.items[i];
+    if (s->kind == LOWER_STEP_ZERO && s->out == k->out) zeroed = true;
+    if (s->kind == LOWER_STEP_LOOP && s->out == k->args[1].buf) filled = true;
+  }
+  ck_assert(zeroed);
+  ck_assert(filled);
+  int grads = 0;
+  for (int i = 0; i < p->steps.len; i++) {
+    LowerStep *s = p->steps.items[i];
+    if (s->out->kind != LOWER_BUF_GRAD) continue;
+    grads++;
+    ck_assert_int_eq(s->kind, LOWER_STEP_LOOP);
+    ck_assert_ptr_eq(s->operands[0], s->out); /* reads the slot: accumulation */
+    ck_assert_int_eq(s->body[s->nbody - 1].op, IR_OP_ADD);
+    ck_assert_int_eq(s->out->offset, strcmp(s->out->name, "w") == 0 ? 0 : 64);
+  }
+  ck_assert_int_eq(grads, 2);
+  CkcBuf c;
+  ckc_buf_init(&c, &arena);
+  emit_model_c(lm, &c);
+  ck_assert_ptr_nonnull(strstr(ckc_buf_str(&c), "int t_train_step(const float *params, float *grads"));
+  ck_assert_ptr_nonnull(strstr(ckc_buf_str(&c), ">= 0) return T_ERR_TARGET_RANGE + 1;"));
+  ck_assert_ptr_nonnull(strstr(ckc_buf_str(&c), "if (logits) memcpy(logits, "));
+}
+END_TEST
+
+/* layernorm_bwd_x and layernorm_bwd_w of the same (dy, x): the statistics
+ * are recomputed once, and one backward call produces both gradients. */
+START_TEST(norm_backward_pair_is_one_call) {
+  IrModule *m = ir_module_new(&arena, "T", "t.ckm");
+  IrGraph *g = ir_graph_new(m, "forward", true);
+  CkShape s = {2, {6, 8}};
+  IrNode *dy = ir_input(g, "dy", CK_DT_F32, &s, L0);
+  IrNode *x = ir_input(g, "x", CK_DT_F32, &s, L0);
+  IrNode *w = param(g, "w", (CkShape){1, {8}});
+  IrErr err;
+  IrNode *ix[3] = {dy, x, w};
+  IrNode *dx = ir_op(g, IR_OP_LAYERNORM_BWD_X, ix, 3, NULL, 0, "dx", L0, &err);
+  ck_assert_msg(dx != NULL, "%s", err.msg);
+  IrNode *dw = ir_op(g, IR_OP_LAYERNORM_BWD_W, ix, 2, NULL, 0, "dw", L0, &err);
+  ck_assert_msg(dw != NULL, "%s", err.msg);
+  ir_set_output(g, mk(g, IR_OP_ADD, dx, dw, NULL, 0, "r"));
+  LowerProgram *p = lower_program(m, ckc_target_find("c99"), &diag);
+  ck_assert_ptr_nonnull(p);
+  int n = 0;
+  LowerStep *bw = NULL;
+  for (int i = 0; i < p->steps.len; i++)
+    if (p->steps.items[i]->kind == LOWER_STEP_KERNEL &&
+        strcmp(p->steps.items[i]->kernel, "ck_layernorm_backward_f32") == 0) {
+      n++;
+      bw = p->steps.items[i];
+    }
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(bw->args[0].kind, LOWER_ARG_BUF); /* dx */
+  ck_assert_int_eq(bw->args[1].kind, LOWER_ARG_BUF); /* dw */
+  ck_assert_ptr_nonnull(step_kernel(p, "ck_layernorm_f32", NULL));
+}
+END_TEST
+
+/* slice_bwd: zeros, then dy written at start + i*step along the axis. */
+START_TEST(slice_bwd_is_zero_and_strided_copy) {
+  IrModule *m = ir_module_new(&arena, "T", "t.ckm");
+  IrGraph *g = ir_graph_new(m, "forward", true);
+  CkShape s = {2, {3, 4}};
+  IrNode *dy = ir_input(g, "dy", CK_DT_F32, &s, L0);
+  IrAttr at[4] = {ir_attr_int("axis", 1), ir_attr_int("start", 1), ir_attr_int("step", 2),
+                  ir_attr_int("size", 9)};
+  IrErr err;
+  IrNode *dx = ir_op(g, IR_OP_SLICE_BWD, &dy, 1, at, 4, "dx", L0, &err);
+  ck_assert_msg(dx != NULL, "%s", err.msg);
+  ir_set_output(g, dx);
+  LowerProgram *p = lower_program(m, ckc_target_find("c99"), &diag);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_eq(p->steps.len, 2);
+  ck_assert_int_eq(p->steps.items[0]->kind, LOWER_STEP_ZERO);
+  LowerStep *cp = p->steps.items[1];
+  ck_assert_int_eq(cp->kind, LOWER_STEP_LOOP);
+  ck_assert_int_eq(cp->out_offset, 1);
+  ck_assert_int_eq(cp->rank, 2);
+  ck_assert_int_eq(cp->out_strides[0], 9);
+  ck_assert_int_eq(cp->out_strides[1], 2);
+  ck_assert_int_eq(cp->strides[0][0], 4);
+}
+END_TEST
+
 Suite *check_lower_suite(void) {
   Suite *s = suite_create("lower");
   TCase *tc = tcase_create("lower");
@@ -201,6 +377,10 @@ Suite *check_lower_suite(void) {
   tcase_add_test(tc, permute_drops_unit_dims);
   tcase_add_test(tc, unsupported_dtype_is_reported);
   tcase_add_test(tc, emit_c_is_stable);
+  tcase_add_test(tc, layout_is_union_of_entries);
+  tcase_add_test(tc, train_step_zeroes_and_accumulates);
+  tcase_add_test(tc, norm_backward_pair_is_one_call);
+  tcase_add_test(tc, slice_bwd_is_zero_and_strided_copy);
   suite_add_tcase(s, tc);
   return s;
 }
