@@ -266,6 +266,12 @@ static int compile(CkcDriver *dr) {
     if (dr->diag.nerrors == 0) CKC_ICE("sema failed without reporting an error");
     return EXIT_USER;
   }
+  /* The flags that shaped the code, in command-line order, for manifests. */
+  CkcBuf flags;
+  ckc_buf_init(&flags, dr->arena);
+  for (int i = 0; i < o->defines.len; i++)
+    ckc_buf_printf(&flags, "%s-D %s=%s", i ? " " : "", o->defines.items[i].name, o->defines.items[i].value);
+  m->flags = ckc_arena_strdup(dr->arena, ckc_buf_str(&flags));
   verify_after(dr, m, false, "sema");
   dump_after(dr, m, "sema", false);
 

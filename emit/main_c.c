@@ -263,7 +263,9 @@ void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
   ckc_buf_printf(b, ",\n    .source_digest = \"%s\",\n    .ckc_version = \"%s\",\n    .target = ", digest,
                  CKC_VERSION_STR);
   emit_cstring(b, p->target->name);
-  ckc_buf_puts(b, ",\n    .flags = \"\",\n");
+  ckc_buf_puts(b, ",\n    .flags = ");
+  emit_cstring(b, p->module->flags ? p->module->flags : "");
+  ckc_buf_puts(b, ",\n");
   ckc_buf_printf(b, "    .nparams = %s_NUM_PARAMS,\n    .params = params,\n", U);
   ckc_buf_printf(b, "    .params_floats = %s_PARAMS_BYTES / 4,\n", U);
   ckc_buf_printf(b, "    .ninputs = %s_NUM_INPUTS,\n    .inputs = inputs,\n    .output = ", U);

@@ -172,6 +172,8 @@ struct IrModule {
   CkcArena *arena;
   const char *model_name;   /* "TinyGPT" as declared */
   const char *source_name;  /* the input file's base name, e.g. "tiny_gpt.ckm" */
+  const char *flags;        /* the command-line flags that shaped the code, canonical
+                               ("-D B=16 -D T=32"; "" if none): recorded in manifests */
   CKC_VEC(IrGraph *) graphs;   /* entry graphs first, then callees in creation order */
   CKC_VEC(IrConstDef) consts;  /* top-level consts after -D overrides, in declaration order */
   struct IrTrainConfig *train; /* the elaborated train block (ir/train.h), or NULL */

@@ -41,7 +41,8 @@ void ck_max_backward_f32(float *dx, const float *x, const float *dy, int64_t out
                          int64_t inner);
 
 /* LayerNorm over the last axis of (rows, n), with mean/rstd saved by
- * ck_layernorm_f32. weight may be NULL (then dweight must be NULL too);
+ * ck_layernorm_f32. weight may be NULL (no affine scale; dweight may still be
+ * requested: it is then the gradient of an implicit weight of ones);
  * dweight/dbias may be NULL (not wanted); dx may be NULL.
  *   xhat = (x - mean) * rstd, g = dy * weight
  *   dx += rstd * (g - mean_j(g) - xhat * mean_j(g * xhat))

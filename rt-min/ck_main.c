@@ -37,6 +37,7 @@
 const char *ck_model_error_text(int code) {
   if (code == 0) return "ok";
   if (code >= 16) return "an embedding index is outside its table";
+  if (code >= 8) return "a loss target is outside the class range";
   return "the compute function rejected its input";
 }
 

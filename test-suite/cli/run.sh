@@ -128,6 +128,10 @@ expect write-error 1 "" "[E0022]"
 run --emit=ir -D B=3 "$t";            expect define-space 0 "f32[3,4]"
 run --emit=ir -DB=5 "$t";             expect define-joined 0 "f32[5,4]"
 run --emit=ir -D NOPE=1 "$t";         expect define-unknown 1
+# The -D flags are recorded (canonically, in order) for run manifests.
+run -DB=5 "$t" -t c99 -o "$tmp/projD"; expect define-project 0
+grep -qF '.flags = "-D B=5",' "$tmp/projD/main.c" && pass define-recorded || fail define-recorded "main.c lacks .flags = \"-D B=5\""
+grep -qF '.flags = "",' "$tmp/proj/main.c" && pass no-define-recorded || fail no-define-recorded "main.c lacks .flags = \"\""
 mkdir -p "$tmp/lib"
 printf 'layer Twice() {\n  fn forward(x: f32[2]) -> f32[2] { return x + x; }\n}\n' >"$tmp/lib/mylib.ckm"
 printf 'import mylib;\nmodel M {\n  t: mylib.Twice();\n  fn forward(x: f32[2]) -> f32[2] { return t(x); }\n}\n' >"$tmp/imp.ckm"
