@@ -61,3 +61,6 @@ else
 fi
 cat "$block.new" > "$res"
 cat "$block"
+# Training steps and inference against PyTorch twins: its own marked section
+# of bench/results.md (bench/train_bench.py, docs/bench.md).
+/usr/bin/python3 bench/train_bench.py
