@@ -20,7 +20,7 @@ LDLIBS  := $(CJSON_LIBS) -lm
 SRC_DIRS := util frontend ir passes lower emit targets
 LIB_SRC  := $(sort $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 # The runtime shipped in generated projects, embedded into ckc as strings.
-RT_FILES := $(sort $(wildcard rt-min/*.h rt-min/*.c))
+RT_FILES := $(sort $(wildcard rt-min/*.h rt-min/*.c rt-min/x86/*.h rt-min/x86/*.c))
 STDLIB   := $(sort $(wildcard stdlib/*.ckm))
 
 RT_SRC   := $(sort $(wildcard rt-min/*.c))

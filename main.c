@@ -17,6 +17,7 @@
 #include "emit/emit.h"
 #include "frontend/sema.h"
 #include "ir/ir.h"
+#include "lower/memplan.h"
 #include "passes/passes.h"
 #include "targets/target.h"
 #include "util/arena.h"
@@ -40,6 +41,8 @@ typedef struct CkcOptions {
   CKC_VEC(const char *) import_dirs;
   int max_errors;
   bool verify; /* accepted; this build verifies after every pass anyway */
+  bool mem_report;             /* --mem-report: print the memory plan (lower/memplan.h) */
+  const char *recompute;       /* --recompute=SPEC: recompute cheap activations in the backward */
 } CkcOptions;
 
 /* Everything one run needs: no globals. */
@@ -67,6 +70,9 @@ static void print_help(CkcBuf *b) {
                "  -D NAME=VALUE        override the top-level constant NAME of FILE (also -DNAME=VALUE)\n"
                "  -I DIR               search DIR for imports (repeatable; also -IDIR)\n"
                "  --max-errors=N       stop after N errors (default 20)\n"
+               "  --mem-report         print each entry's memory sections, peak and lower bound\n"
+               "  --recompute=OPS      recompute OPS (gelu,relu,silu,sigmoid,tanh,layernorm,rmsnorm;\n"
+               "                       cheap = all; none) in the backward instead of saving them\n"
                "  --verify             check the IR after every pass (always on in this build)\n"
                "  --list-targets       list the targets and exit\n"
                "  --version            print the version and exit\n"
@@ -174,6 +180,15 @@ static int parse_args(CkcDriver *dr, int argc, char **argv) {
       if (p->required)
         return usage_error(dr, "E0008", "pass '%s' is required and cannot be disabled", v);
       CKC_VEC_PUSH(ar, o->disabled, v);
+    } else if (strcmp(a, "--mem-report") == 0) {
+      o->mem_report = true;
+    } else if (strncmp(a, "--recompute", 11) == 0 && (a[11] == '=' || a[11] == '\0')) {
+      TAKE_VALUE("--recompute", 11);
+      MemplanRecompute rc;
+      const char *why = NULL;
+      if (!memplan_recompute_parse(v, &rc, &why, ar))
+        return usage_error(dr, "E0016", "bad --recompute '%s': %s", v, why);
+      o->recompute = v;
     } else if (strncmp(a, "-D", 2) == 0) {
       TAKE_VALUE("-D", 2);
       const char *eq = strchr(v, '=');
@@ -248,7 +263,7 @@ static int compile(CkcDriver *dr) {
   if (!o->input) return usage_error(dr, "E0003", "no input file");
   if (o->emit && o->outdir)
     return usage_error(dr, "E0009", "-o and --emit=%s cannot be combined: give one of them", o->emit);
-  if (!o->emit && !o->outdir && o->dump_after.len == 0)
+  if (!o->emit && !o->outdir && o->dump_after.len == 0 && !o->mem_report)
     return usage_error(dr, "E0009", "nothing to do: give -o DIR (write a project) or --emit=ir|json|dot|c");
   const CkcTarget *target = ckc_target_find(o->target_name ? o->target_name : "c99");
   if (!target) {
@@ -289,6 +304,19 @@ static int compile(CkcDriver *dr) {
     dump_after(dr, m, p->name, off);
   }
 
+  if (o->recompute) { /* after every pass: cse would merge the clones back */
+    MemplanRecompute rc;
+    const char *why = NULL;
+    if (!memplan_recompute_parse(o->recompute, &rc, &why, dr->arena)) CKC_ICE("--recompute: %s", why);
+    memplan_recompute(m, &rc);
+    verify_after(dr, m, flat, "recompute");
+  }
+  if (o->mem_report) {
+    LowerModule *lm = lower_module(m, target, &dr->diag);
+    if (!lm || dr->diag.nerrors > 0) return EXIT_USER;
+    memplan_report(lm, &dr->out);
+    if (!o->outdir && !o->emit) return 0;
+  }
   if (o->outdir) return ckc_emit_project(m, target, o->outdir, &dr->diag) ? 0 : EXIT_USER;
   if (!o->emit) return 0;
   if (strcmp(o->emit, "ir") == 0) {

@@ -20,16 +20,20 @@
  * rt-min/ (kernels, gradients, optimizers, io, rng, data, checkpoints, run
  * directories and the ck_main driver), copied verbatim, in the embedded
  * table's (sorted) order. Sub-folders (rt-min/x86/) belong to other targets. */
-static const char **emit_rt_files(CkcArena *a) {
+static const char **emit_rt_files(const CkcTarget *t, CkcArena *a) {
   int n = 0;
   for (const CkcEmbeddedFile *f = ckc_embedded_files; f->path; f++) n++;
   const char **v = CKC_NEW_ARRAY(a, const char *, n + 1);
   int k = 0;
+  /* the target's sub-folder (x86: rt-min/x86/), shipped flat beside the rest */
+  const char *sub = t->rt_subdir ? ckc_arena_printf(a, "rt-min/%s/", t->rt_subdir) : NULL;
   for (const CkcEmbeddedFile *f = ckc_embedded_files; f->path; f++) {
-    if (strncmp(f->path, "rt-min/", 7) != 0 || strchr(f->path + 7, '/')) continue;
+    bool in_sub = sub && strncmp(f->path, sub, strlen(sub)) == 0 && !strchr(f->path + strlen(sub), '/') &&
+                  !(t->rt_skip && strcmp(f->path + strlen(sub), t->rt_skip) == 0);
+    if (!in_sub && (strncmp(f->path, "rt-min/", 7) != 0 || strchr(f->path + 7, '/'))) continue;
     size_t len = strlen(f->path);
     if (len < 3 || (strcmp(f->path + len - 2, ".c") != 0 && strcmp(f->path + len - 2, ".h") != 0)) continue;
-    v[k++] = f->path + 7;
+    v[k++] = in_sub ? f->path + strlen(sub) : f->path + 7;
   }
   v[k] = NULL;
   return v;
@@ -146,7 +150,7 @@ bool ckc_emit_project(const IrModule *m, const CkcTarget *t, const char *outdir,
     if (!ckc_embedded_find(key))
       return ckc_error_noloc(d, "E0903", "runtime file '%s' is missing from this ckc build", key);
   }
-  const char **rt = emit_rt_files(a);
+  const char **rt = emit_rt_files(t, a);
   LowerModule *lm = lower_module(m, t, d);
   if (!lm) return false;
   LowerProgram *p = lm->forward;
@@ -174,6 +178,7 @@ bool ckc_emit_project(const IrModule *m, const CkcTarget *t, const char *outdir,
   if (!emit_write(outdir, "main.c", mainc.data, mainc.len, a, d)) return false;
   for (int i = 0; rt[i]; i++) {
     const CkcEmbeddedFile *ef = ckc_embedded_find(ckc_arena_printf(a, "rt-min/%s", rt[i]));
+    if (!ef && t->rt_subdir) ef = ckc_embedded_find(ckc_arena_printf(a, "rt-min/%s/%s", t->rt_subdir, rt[i]));
     if (!emit_write(outdir, rt[i], ef->data, ef->len, a, d)) return false;
   }
   return true;

@@ -126,18 +126,54 @@ static void emit_inputs(const LowerModule *lm, CkcBuf *b) {
 
 /* CkForwardFn passes the inputs as an array of untyped pointers; the
  * generated forward takes them typed, in order. */
-static void emit_forward_entry(const LowerModule *lm, CkcBuf *b) {
+static void emit_forward_entry1(const LowerModule *lm, CkcBuf *b, bool ctx) {
   const LowerProgram *p = lm->forward;
-  ckc_buf_puts(b, "/* forward with the CkForwardFn signature. */\n"
-                  "static int forward_entry(const float *params, void *arena, const void *const *in, float *out) {\n");
+  if (ctx)
+    ckc_buf_puts(b, "/* forward on the thread pool (CkModelDesc.forward_ctx). */\n"
+                    "static int forward_entry_ctx(void *ctx, const float *params, void *arena, const void *const *in,\n"
+                    "                             float *out) {\n");
+  else
+    ckc_buf_puts(b, "/* forward with the CkForwardFn signature. */\n"
+                    "static int forward_entry(const float *params, void *arena, const void *const *in, float *out) {\n");
   if (p->inputs.len == 0) ckc_buf_puts(b, "  (void)in;\n");
-  ckc_buf_printf(b, "  return %s_forward(params, (float *)arena", p->prefix);
+  ckc_buf_printf(b, "  return %s_forward(%sparams, (float *)arena", p->prefix,
+                 !p->target->pool ? "" : ctx ? "(CkPool *)ctx, " : "NULL, ");
   for (int k = 0; k < p->inputs.len; k++)
     ckc_buf_printf(b, ", (const %s *)in[%d]", ck_dtype_ctype(p->inputs.items[k]->dtype), k);
   if (p->out->dtype == CK_DT_F32)
     ckc_buf_puts(b, ", out);\n}\n\n");
   else
     ckc_buf_printf(b, ", (%s *)(void *)out);\n}\n\n", ck_dtype_ctype(p->out->dtype));
+}
+
+/* Targets with a pool (x86) also get the context entries and the pool's
+ * create/destroy hooks; the plain entries run on one thread (NULL pool). */
+static void emit_forward_entry(const LowerModule *lm, CkcBuf *b) {
+  emit_forward_entry1(lm, b, false);
+  if (!lm->target->pool) return;
+  emit_forward_entry1(lm, b, true);
+  ckc_buf_puts(b, "/* The pool, created once by ck_main: --threads N, else CK_THREADS, else 1. */\n"
+                  "static void *ctx_create(int threads) { return ck_pool_create(threads); }\n"
+                  "static void ctx_destroy(void *ctx) { ck_pool_destroy((CkPool *)ctx); }\n\n");
+}
+
+/* loss/train_step adapters to CkLossFn/CkTrainStepFn and the ctx variants. */
+static void emit_train_entries(const LowerModule *lm, CkcBuf *b) {
+  const char *P = lm->prefix;
+  for (int ctx = 0; ctx < 2; ctx++) {
+    const char *cp = ctx ? "void *ctx, " : "", *sfx = ctx ? "_ctx" : "", *pool = ctx ? "(CkPool *)ctx" : "NULL";
+    ckc_buf_printf(b,
+                   "static int loss_entry%s(%sconst float *params, void *arena, const void *x, const void *y,\n"
+                   "                      float *loss, float *logits) {\n"
+                   "  return %s_loss(%s, params, arena, x, y, loss, logits);\n}\n",
+                   sfx, cp, P, pool);
+    ckc_buf_printf(b,
+                   "static int train_step_entry%s(%sconst float *params, float *grads, void *arena, const void *x,\n"
+                   "                            const void *y, float *loss) {\n"
+                   "  return %s_train_step(%s, params, grads, arena, x, y, loss);\n}\n",
+                   sfx, cp, P, pool);
+  }
+  ckc_buf_puts(b, "\n");
 }
 
 static const char *data_kind(IrDataKind k) {
@@ -227,7 +263,10 @@ static void emit_train_desc(const LowerModule *lm, CkcBuf *b) {
                  (long long)tc->steps, (long long)tc->seed, (long long)tc->checkpoint_every,
                  (long long)tc->eval_every, (long long)tc->eval_batches,
                  (long long)(tc->log_every > 0 ? tc->log_every : 1));
-  ckc_buf_printf(b, "    .loss = %s_loss,\n    .train_step = %s_train_step,\n", P, P);
+  if (lm->target->pool)
+    ckc_buf_puts(b, "    .loss = loss_entry,\n    .train_step = train_step_entry,\n");
+  else
+    ckc_buf_printf(b, "    .loss = %s_loss,\n    .train_step = %s_train_step,\n", P, P);
   ckc_buf_printf(b, "    .loss_arena_bytes = %s_LOSS_ARENA_BYTES,\n    .train_arena_bytes = %s_TRAIN_ARENA_BYTES,\n",
                  U, U);
   const LowerBuf *lg = lm->loss->logits;
@@ -237,6 +276,8 @@ static void emit_train_desc(const LowerModule *lm, CkcBuf *b) {
     emit_tensor_desc(b, "logits", lg->dtype, &lg->shape, 0);
     ckc_buf_puts(b, ",\n");
   }
+  if (lm->target->pool)
+    ckc_buf_puts(b, "    .loss_ctx = loss_entry_ctx,\n    .train_step_ctx = train_step_entry_ctx,\n");
   ckc_buf_puts(b, "};\n\n");
 }
 
@@ -255,6 +296,7 @@ void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
   emit_params(lm, b);
   emit_inputs(lm, b);
   emit_forward_entry(lm, b);
+  if (lm->loss && lm->target->pool) emit_train_entries(lm, b);
   if (lm->loss) emit_train_desc(lm, b);
   ckc_buf_puts(b, "static const CkModelDesc desc = {\n    .name = ");
   emit_cstring(b, p->module->model_name);
@@ -271,6 +313,10 @@ void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
   ckc_buf_printf(b, "    .ninputs = %s_NUM_INPUTS,\n    .inputs = inputs,\n    .output = ", U);
   emit_tensor_desc(b, "out", p->out->dtype, &p->out->shape, 0);
   ckc_buf_printf(b, ",\n    .forward = forward_entry,\n    .forward_arena_bytes = %s_FORWARD_ARENA_BYTES,\n", U);
-  ckc_buf_printf(b, "    .train = %s,\n};\n\n", lm->loss ? "&train" : "NULL");
+  ckc_buf_printf(b, "    .train = %s,\n", lm->loss ? "&train" : "NULL");
+  if (lm->target->pool)
+    ckc_buf_puts(b, "    .ctx_create = ctx_create,\n    .ctx_destroy = ctx_destroy,\n"
+                    "    .forward_ctx = forward_entry_ctx,\n");
+  ckc_buf_puts(b, "};\n\n");
   ckc_buf_puts(b, "int main(int argc, char **argv) { return ck_main(argc, argv, &desc); }\n");
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "emit/emit_impl.h"
+#include "lower/memplan.h"
 #include "util/embedded.h"
 
 /* ---- small spelling helpers ---------------------------------------------------------- */
@@ -131,17 +132,19 @@ static const char *input_macro(const LowerProgram *p, int k, CkcArena *a) {
 /* forward takes typed inputs; loss and train_step have the signatures of
  * CkLossFn / CkTrainStepFn (rt-min/ck_model.h): the batch as const void *. */
 static void emit_prototype(const LowerProgram *p, CkcBuf *b) {
+  /* targets with a thread pool: every entry takes it first (NULL = one thread) */
+  const char *pool = p->target->pool ? "CkPool *pool, " : "";
   if (p->entry == LOWER_ENTRY_LOSS) {
-    ckc_buf_printf(b, "int %s_loss(const float *params, void *arena_mem, const void *data_x, const void *data_y,\n"
-                      "    float *loss, float *logits)", p->prefix);
+    ckc_buf_printf(b, "int %s_loss(%sconst float *params, void *arena_mem, const void *data_x, const void *data_y,\n"
+                      "    float *loss, float *logits)", p->prefix, pool);
     return;
   }
   if (p->entry == LOWER_ENTRY_TRAIN_STEP) {
-    ckc_buf_printf(b, "int %s_train_step(const float *params, float *grads, void *arena_mem, const void *data_x,\n"
-                      "    const void *data_y, float *loss)", p->prefix);
+    ckc_buf_printf(b, "int %s_train_step(%sconst float *params, float *grads, void *arena_mem, const void *data_x,\n"
+                      "    const void *data_y, float *loss)", p->prefix, pool);
     return;
   }
-  ckc_buf_printf(b, "int %s_forward(const float *params, float *arena", p->prefix);
+  ckc_buf_printf(b, "int %s_forward(%sconst float *params, float *arena", p->prefix, pool);
   for (int k = 0; k < p->inputs.len; k++) {
     const LowerBuf *x = p->inputs.items[k];
     ckc_buf_printf(b, ", const %s *%s", ctype(x->dtype), x->cname);
@@ -163,6 +166,7 @@ void emit_model_h(const LowerModule *lm, CkcBuf *b) {
                  " * undefined between calls). Both must be aligned for float. */\n",
                  emit_stem(p), p->module->model_name, p->target->name, U, P, U);
   ckc_buf_printf(b, "#ifndef %s_H\n#define %s_H\n\n#include <stdint.h>\n\n", U, U);
+  if (p->target->pool) ckc_buf_puts(b, "#include \"ck_pool.h\" /* CkPool: the entries' thread pool */\n\n");
   ckc_buf_printf(b, "#define %s_PARAMS_BYTES %lld\n", U, (long long)p->params_bytes);
   ckc_buf_printf(b, "#define %s_ARENA_BYTES %lld\n", U, (long long)p->arena_bytes);
   ckc_buf_printf(b, "#define %s_FORWARD_ARENA_BYTES %s_ARENA_BYTES\n", U, U);
@@ -170,6 +174,7 @@ void emit_model_h(const LowerModule *lm, CkcBuf *b) {
     ckc_buf_printf(b, "#define %s_LOSS_ARENA_BYTES %lld\n", U, (long long)lm->loss->arena_bytes);
     ckc_buf_printf(b, "#define %s_TRAIN_ARENA_BYTES %lld\n", U, (long long)lm->train_step->arena_bytes);
   }
+  memplan_emit_defines(lm, b);
   ckc_buf_printf(b, "#define %s_NUM_PARAMS %d /* parameter tensors */\n", U, lm->layout->params.len);
   ckc_buf_printf(b, "#define %s_PARAM_COUNT %lld /* parameter scalars */\n", U,
                  (long long)p->param_count);
@@ -600,6 +605,7 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
     case LOWER_ARG_FLOAT: emit_literal(b, CK_DT_F32, a->f); break;
     case LOWER_ARG_ELSIZE: ckc_buf_printf(b, "sizeof(%s)", ctype(a->dtype)); break;
     case LOWER_ARG_INTS: ckc_buf_printf(b, "k%d", nk++); break;
+    case LOWER_ARG_POOL: ckc_buf_puts(b, "pool"); break;
     }
   }
   if (s->check_input >= 0)
@@ -652,6 +658,7 @@ static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
                  p->steps.len, (long long)p->params_bytes, (long long)p->arena_bytes);
   emit_prototype(p, b);
   ckc_buf_puts(b, " {\n");
+  if (p->target->pool) ckc_buf_puts(b, "  (void)pool; /* kernels that do not thread ignore it */\n");
   bool any_param = false, any_arena = false, any_grad = false;
   for (int i = 0; i < p->bufs.len; i++) {
     const LowerBuf *x = p->bufs.items[i];
@@ -742,8 +749,8 @@ void emit_model_c(const LowerModule *lm, CkcBuf *b) {
                    emit_stem(p), p->module->model_name, p->target->name);
   ckc_buf_printf(b, "#include \"%s.h\"\n\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                     "#include <string.h>\n\n#include \"ck_grad.h\"\n#include \"ck_kernels.h\"\n"
-                    "#include \"ck_optim.h\"\n\n",
-                 emit_stem(p));
+                    "#include \"ck_optim.h\"\n%s\n",
+                 emit_stem(p), p->target->fast_gemm ? "#include \"ck_gemm.h\"\n" : "");
   emit_param_table(lm, b);
   emit_consts(p, b);
   if (lm->loss) {

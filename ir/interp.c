@@ -7,6 +7,7 @@
  * with rt-min. Values are indexed by node id, so the graph stays const and
  * the passes' scratch fields (aux, mark) are never touched. */
 #include "ir/interp.h"
+#include "ir/fused.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -248,9 +249,9 @@ static double sigmoid(double x) {
   return e / (1.0 + e);
 }
 
-/* unary float ops, by their textbook definitions */
-static double f_unary(const IrNode *n, double x) {
-  switch (n->op) {
+/* unary float ops, by their textbook definitions (gelu_tanh: approximate="tanh") */
+static double f_unary_op(IrOp op, bool gelu_tanh, double x) {
+  switch (op) {
   case IR_OP_NEG: return -x;
   case IR_OP_ABS: return fabs(x);
   case IR_OP_EXP: return exp(x);
@@ -263,13 +264,18 @@ static double f_unary(const IrNode *n, double x) {
   case IR_OP_SILU: return x * sigmoid(x);
   case IR_OP_ERF: return erf(x);
   case IR_OP_GELU:
-    if (strcmp(ir_get_str(n, "approximate", "none"), "tanh") == 0) {
+    if (gelu_tanh) {
       double c = sqrt(2.0 / 3.14159265358979323846);
       return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
     }
     return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
   default: return NAN;
   }
+}
+
+static double f_unary(const IrNode *n, double x) {
+  bool gt = n->op == IR_OP_GELU && strcmp(ir_get_str(n, "approximate", "none"), "tanh") == 0;
+  return f_unary_op(n->op, gt, x);
 }
 
 static bool op_unary(Interp *I, const IrNode *n, const IrTensor *x, IrTensor *o) {
@@ -934,6 +940,54 @@ static bool op_loss_pair(const IrNode *n, const IrTensor *x, const IrTensor *y, 
 
 /* ---- the evaluator ------------------------------------------------------------------------ */
 
+/* ---- fused ops (passes/fusion.c; ir/fused.h) ------------------------------------------- */
+
+/* fused_ew / fused_matmul epilogue: the body program evaluated per result
+ * element over its operands broadcast to the result (ops[k] is program
+ * operand $k), each instruction with its single op's semantics, so a fused
+ * graph and its unfused original give the same doubles. */
+static bool op_fused_body(Interp *I, const IrNode *n, const IrTensor *const *ops, int nops, IrTensor *o) {
+  IrFusedProg *p = CKC_NEW(I->a, IrFusedProg);
+  char why[160];
+  if (!ir_fused_parse(ir_get_str(n, "body", NULL), nops, p, why, sizeof why)) return fail(I, "%s", why);
+  if (!o->f) return fail(I, "fused result must be a float");
+  int64_t *st = CKC_NEW_ARRAY(I->a, int64_t, (nops > 0 ? nops : 1) * CK_MAX_RANK);
+  for (int k = 0; k < nops; k++) bcast_strides(&ops[k]->shape, &o->shape, st + k * CK_MAX_RANK);
+  double v[IR_FUSED_MAX_INSTR], x[IR_FUSED_MAX_INPUTS];
+  for (int64_t e = 0; e < o->numel; e++) {
+    for (int k = 0; k < nops; k++) x[k] = ir_tensor_get(ops[k], strided_off(e, &o->shape, st + k * CK_MAX_RANK));
+    for (int q = 0; q < p->n; q++) {
+      const IrFusedInstr *in = &p->ins[q];
+      double a[3] = {0, 0, 0};
+      for (int j = 0; j < in->nargs; j++) a[j] = in->arg[j] < 0 ? x[-1 - in->arg[j]] : v[in->arg[j]];
+      if (in->op == IR_OP_WHERE)
+        v[q] = a[0] != 0.0 ? a[1] : a[2];
+      else if (is_compare(in->op))
+        v[q] = compare(in->op, a[0], a[1]);
+      else if (in->nargs == 2)
+        v[q] = f_binary(in->op, a[0], a[1]);
+      else
+        v[q] = f_unary_op(in->op, in->gelu_tanh, a[0]);
+    }
+    o->f[e] = v[p->n - 1];
+  }
+  return true;
+}
+
+static bool op_fused(Interp *I, const IrNode *n, IrTensor *const *args, int nargs, IrTensor *o) {
+  if (n->op == IR_OP_FUSED_EW) {
+    if (nargs > IR_FUSED_MAX_INPUTS) return fail(I, "too many fused operands");
+    return op_fused_body(I, n, (const IrTensor *const *)args, nargs, o);
+  }
+  if (nargs - 1 > IR_FUSED_MAX_INPUTS) return fail(I, "too many fused operands");
+  IrTensor prod = ir_tensor_new(I->a, n->dtype, &n->shape);
+  if (!op_matmul(n, args[0], args[1], &prod)) return false;
+  const IrTensor *ops[IR_FUSED_MAX_INPUTS];
+  ops[0] = &prod;
+  for (int k = 2; k < nargs; k++) ops[k - 1] = args[k];
+  return op_fused_body(I, n, ops, nargs - 1, o);
+}
+
 static bool eval_graph(Interp *I, const IrGraph *g, const IrTensor *inputs, IrTensor *outputs);
 
 /* A leaf: inputs by position, parameters through the caller's lookup (with
@@ -1007,6 +1061,7 @@ bool ir_interp_supports(IrOp op) {
   case IR_OP_CONV2D_BWD_X: case IR_OP_CONV2D_BWD_W: case IR_OP_MAXPOOL2D_BWD:
   case IR_OP_AVGPOOL2D_BWD: case IR_OP_ATTENTION_BWD_Q: case IR_OP_ATTENTION_BWD_K:
   case IR_OP_ATTENTION_BWD_V: case IR_OP_SLICE_BWD:
+  case IR_OP_FUSED_EW: case IR_OP_FUSED_MATMUL:
     return true;
   default:
     return false;
@@ -1022,6 +1077,8 @@ static char operand_kind(IrOp op, int k) {
   case IR_OP_EMBEDDING: case IR_OP_EMBEDDING_BWD: case IR_OP_CROSS_ENTROPY: return k == 1 ? 'i' : 'f';
   case IR_OP_CROSS_ENTROPY_BWD: return k == 2 ? 'i' : 'f';
   case IR_OP_WHERE: return k == 0 ? 'i' : '?';
+  case IR_OP_FUSED_MATMUL: return k < 2 ? 'f' : '?';
+  case IR_OP_FUSED_EW: return '?';
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV: case IR_OP_MAXIMUM:
   case IR_OP_MINIMUM: case IR_OP_POW: case IR_OP_NEG: case IR_OP_ABS: case IR_OP_CAST:
   case IR_OP_LT: case IR_OP_LE: case IR_OP_GT: case IR_OP_GE: case IR_OP_EQ: case IR_OP_NE:
@@ -1116,6 +1173,7 @@ static bool eval_op(Interp *I, const IrNode *n, IrTensor *const *args, int nargs
     return op_attention(I, n, args, out);
   case IR_OP_CROSS_ENTROPY: case IR_OP_CROSS_ENTROPY_BWD: return op_cross_entropy(I, n, args, out);
   case IR_OP_MSE: case IR_OP_BCE_WITH_LOGITS: return op_loss_pair(n, args[0], args[1], out);
+  case IR_OP_FUSED_EW: case IR_OP_FUSED_MATMUL: return op_fused(I, n, args, nargs, out);
   default: /* ir_interp_supports and this switch disagree: a bug here */
     return fail(I, "op '%s' is listed as supported but has no case", ir_op_name(n->op));
   }

@@ -124,6 +124,10 @@ static const IrAttrSpec spec_avgpool_bwd[] = {A_INTS("kernel", true, 2), A_INTS(
                                               A_INTS("padding", false, 2), A_INTS("in_shape", true, 4)};
 static const IrAttrSpec spec_slice_bwd[] = {A_INT("axis", true), A_INT("start", true),
                                             A_INT("step", true), A_INT("size", true)};
+/* fused ops (passes/fusion.c) */
+static const IrAttrSpec spec_fused_ew[] = {A_STR("body", true)};
+static const IrAttrSpec spec_fused_matmul[] = {A_INT("transpose_a", false), A_INT("transpose_b", false),
+                                               A_STR("body", true)};
 
 #define SPEC(arr) *n = (int)(sizeof arr / sizeof arr[0]); return arr
 
@@ -171,6 +175,8 @@ const IrAttrSpec *ir_op_attr_spec(IrOp op, int *n) {
   case IR_OP_ATTENTION_BWD_K:
   case IR_OP_ATTENTION_BWD_V: SPEC(spec_attention);
   case IR_OP_SLICE_BWD: SPEC(spec_slice_bwd);
+  case IR_OP_FUSED_EW: SPEC(spec_fused_ew);
+  case IR_OP_FUSED_MATMUL: SPEC(spec_fused_matmul);
   default: *n = 0; return NULL;
   }
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ir/fused.h"
 #include "ir/ir_impl.h"
 
 bool ir_fail(IrErr *err, const char *id, const char *fmt, ...) {
@@ -948,4 +949,62 @@ bool ir_infer_slice_bwd(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *
   *shape = dy->shape;
   shape->dims[axis] = size;
   return true;
+}
+
+/* ---- fused ops (passes/fusion.c) ---------------------------------------------------------------- */
+
+/* The body program typed over the given operand dtypes; its result must be
+ * a float (fusion roots are float ops). Malformed bodies are fusion-pass
+ * bugs, reported with the attribute id E0332. */
+static bool fused_body_type(const IrNode *n, const CkDType *dt, int nops, CkDType *out, IrErr *err) {
+  IrFusedProg p;
+  CkDType idt[IR_FUSED_MAX_INSTR];
+  char why[160];
+  if (!ir_fused_parse(ir_get_str(n, "body", NULL), nops, &p, why, sizeof why) ||
+      !ir_fused_types(&p, dt, nops, idt, why, sizeof why))
+    return ir_fail(err, "E0332", "%s: %s", OPN(n), why);
+  *out = idt[p.n - 1];
+  if (!ck_dtype_is_float(*out)) return ir_fail(err, "E0332", "%s: the body's result is not a float", OPN(n));
+  return true;
+}
+
+/* fused_ew(x0, x1, ...): every operand broadcasts to the result (NumPy). */
+bool ir_infer_fused_ew(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  if (n->nin > IR_FUSED_MAX_INPUTS) return ir_fail(err, "E0332", "%s: too many operands", OPN(n));
+  CkDType dt[IR_FUSED_MAX_INPUTS];
+  CkShape all = n->in[0]->shape;
+  for (int k = 0; k < n->nin; k++) {
+    dt[k] = n->in[k]->dtype;
+    CkShape next;
+    int axis;
+    int64_t x, y;
+    char t[IR_TYPE_STR_LEN];
+    if (!bcast_where(&all, &n->in[k]->shape, &next, &axis, &x, &y))
+      return ir_fail(err, "E0311", "%s: operand %d %s does not broadcast (axis %d: %lld vs %lld)", OPN(n), k,
+                     TY(n->in[k], t), axis, (long long)x, (long long)y);
+    all = next;
+  }
+  *shape = all;
+  return fused_body_type(n, dt, n->nin, dtype, err);
+}
+
+/* fused_matmul(a, b, extra...): the matmul's shape; every extra operand
+ * broadcasts to it without growing it (an epilogue never widens). */
+bool ir_infer_fused_matmul(const IrNode *n, CkDType *dtype, CkShape *shape, IrErr *err) {
+  CkDType mdt;
+  if (!ir_infer_matmul(n, &mdt, shape, err)) return false;
+  if (n->nin - 1 > IR_FUSED_MAX_INPUTS) return ir_fail(err, "E0332", "%s: too many operands", OPN(n));
+  CkDType dt[IR_FUSED_MAX_INPUTS];
+  dt[0] = mdt;
+  for (int k = 2; k < n->nin; k++) {
+    dt[k - 1] = n->in[k]->dtype;
+    CkShape next;
+    int axis;
+    int64_t x, y;
+    char t[IR_TYPE_STR_LEN];
+    if (!bcast_where(shape, &n->in[k]->shape, &next, &axis, &x, &y) || !ck_shape_eq(&next, shape))
+      return ir_fail(err, "E0311", "%s: epilogue operand %d %s does not broadcast to the product", OPN(n), k,
+                     TY(n->in[k], t));
+  }
+  return fused_body_type(n, dt, n->nin - 1, dtype, err);
 }

@@ -7,6 +7,7 @@
  * op becomes one call (or a few) of a ck_kernels.h function with collapsed
  * extents. RESHAPE is a view: the same storage under a new shape. */
 #include "lower/lower.h"
+#include "lower/fused.h"
 
 #include <math.h>
 #include <string.h>
@@ -142,8 +143,8 @@ static bool lower_unsupported(LowerCtx *c, const IrNode *n, const char *why) {
  * both or in neither (then the merged dim is still one affine stride). Each
  * operand's stride in a dim is its contiguous stride, or 0 where it is
  * broadcast. `unit` scales strides (whole matrices for batched matmul). */
-static void lower_collapse(LowerStep *s, const CkShape *out, int nops, const CkShape *const *ops,
-                           const int64_t *unit) {
+void lower_collapse(LowerStep *s, const CkShape *out, int nops, const CkShape *const *ops,
+                    const int64_t *unit) {
   int R = out->rank;
   int64_t ext[CK_MAX_RANK];
   int64_t st[LOWER_MAX_OPERANDS][CK_MAX_RANK];
@@ -967,6 +968,10 @@ static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   int R = X->shape.rank;
   switch (n->op) {
   case IR_OP_MATMUL: lower_matmul(c, n, out); return;
+  case IR_OP_FUSED_MATMUL: /* the product, then its epilogue over it (lower/fused.c) */
+    lower_matmul(c, n, out);
+    lower_fused_loop(c->p, c->a, n, out, c->map);
+    return;
   case IR_OP_SUM:
   case IR_OP_MEAN:
   case IR_OP_MAX: lower_reduce(c, n, out); return;
@@ -1123,105 +1128,9 @@ static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   }
 }
 
-/* ---- liveness --------------------------------------------------------------------------- */
-
-static void lower_touch_def(LowerBuf *b, int s) {
-  b = lower_buf_root(b);
-  if (!b) return;
-  if (b->first_def < 0 || s < b->first_def) b->first_def = s;
-  if (s > b->last_use) b->last_use = s;
-}
-static void lower_touch_use(LowerBuf *b, int s) {
-  b = lower_buf_root(b);
-  if (!b) return;
-  if (s > b->last_use) b->last_use = s;
-  if (b->first_def < 0) b->first_def = s;
-}
-
-static void lower_liveness(LowerProgram *p) {
-  for (int i = 0; i < p->bufs.len; i++) p->bufs.items[i]->first_def = p->bufs.items[i]->last_use = -1;
-  for (int si = 0; si < p->steps.len; si++) {
-    LowerStep *s = p->steps.items[si];
-    lower_touch_def(s->out, si);
-    for (int k = 0; k < s->noperands; k++) lower_touch_use(s->operands[k], si);
-    for (int k = 0; k < s->nargs; k++)
-      if (s->args[k].kind == LOWER_ARG_BUF) lower_touch_use(s->args[k].buf, si);
-    if (s->scratch) lower_touch_def(s->scratch, si);
-  }
-}
-
-/* ---- memory plan (v0) ------------------------------------------------------------------------ */
+/* ---- memory plan: lower/memplan.c (liveness, sections, in place, placement) ---------------- */
 
 static int64_t align_up(int64_t v) { return (v + LOWER_ALIGN - 1) / LOWER_ALIGN * LOWER_ALIGN; }
-
-/* Params: at the offsets of the shared layout (lower_layout). Arena: buffers
- * in order of definition (ties by id), each at the lowest 64-byte aligned
- * offset where it overlaps no placed buffer whose live range intersects its
- * own (greedy first-fit). Deterministic: no hashing, no pointer order. */
-void lower_plan_memory(LowerProgram *p) {
-  lower_liveness(p);
-  /* params (and grads slots) sit where the shared layout put them */
-  const LowerLayout *L = p->layout;
-  for (int i = 0; i < p->bufs.len; i++) {
-    LowerBuf *b = p->bufs.items[i];
-    if (b->kind != LOWER_BUF_PARAM && b->kind != LOWER_BUF_GRAD) continue;
-    for (int k = 0; k < L->params.len; k++)
-      if (strcmp(L->params.items[k].name, b->name) == 0) b->offset = L->params.items[k].offset;
-  }
-  p->params_bytes = L->params_bytes;
-  p->param_count = L->param_count;
-
-  int n = 0;
-  LowerBuf **order = CKC_NEW_ARRAY(p->module->arena, LowerBuf *, p->bufs.len + 1);
-  for (int i = 0; i < p->bufs.len; i++) {
-    LowerBuf *b = p->bufs.items[i];
-    if (b->kind != LOWER_BUF_ARENA || b->first_def < 0) continue;
-    if (b->last_use < b->first_def) b->last_use = b->first_def;
-    /* insertion sort by (first_def, id) */
-    int j = n++;
-    while (j > 0 && (order[j - 1]->first_def > b->first_def)) {
-      order[j] = order[j - 1];
-      j--;
-    }
-    order[j] = b;
-  }
-  LowerBuf **live = CKC_NEW_ARRAY(p->module->arena, LowerBuf *, n + 1);
-  int64_t top = 0;
-  for (int i = 0; i < n; i++) {
-    LowerBuf *b = order[i];
-    int nl = 0;
-    for (int j = 0; j < i; j++) {
-      LowerBuf *o = order[j];
-      if (o->first_def <= b->last_use && b->first_def <= o->last_use) {
-        int k = nl++;
-        while (k > 0 && (live[k - 1]->offset > o->offset ||
-                         (live[k - 1]->offset == o->offset && live[k - 1]->id > o->id))) {
-          live[k] = live[k - 1];
-          k--;
-        }
-        live[k] = o;
-      }
-    }
-    int64_t cand = 0, size = b->bytes > 0 ? b->bytes : 1;
-    for (int j = 0; j < nl; j++) {
-      if (cand + size <= live[j]->offset) break;
-      int64_t end = align_up(live[j]->offset + (live[j]->bytes > 0 ? live[j]->bytes : 1));
-      if (end > cand) cand = end;
-    }
-    b->offset = cand;
-    if (align_up(cand + size) > top) top = align_up(cand + size);
-  }
-  p->arena_bytes = top;
-  /* the plan's invariant, checked: buffers live at the same time never share bytes */
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < i; j++) {
-      const LowerBuf *x = order[i], *y = order[j];
-      bool both = x->first_def <= y->last_use && y->first_def <= x->last_use;
-      bool overlap = x->offset < y->offset + (y->bytes > 0 ? y->bytes : 1) &&
-                     y->offset < x->offset + (x->bytes > 0 ? x->bytes : 1);
-      if (both && overlap) CKC_ICE("memory plan: %s and %s overlap", x->cname, y->cname);
-    }
-}
 
 /* ---- the walk ------------------------------------------------------------------------------------ */
 
@@ -1461,7 +1370,9 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
     }
     c.node_first_step = p->steps.len;
     LowerBuf *out = lower_value_buf(&c, n);
-    if (info->flags & IR_OPF_ELEMWISE)
+    if (n->op == IR_OP_FUSED_EW)
+      lower_fused_loop(p, a, n, out, c.map);
+    else if (info->flags & IR_OPF_ELEMWISE)
       lower_elemwise(&c, n, out);
     else
       lower_call_op(&c, n, out);
@@ -1484,6 +1395,7 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
     }
   LowerBuf *res = c.map[outn->id];
   p->output = res ? res : p->out;
+  if (t->fast_gemm) lower_x86_kernels(p);
   lower_plan_memory(p);
   return p;
 }

@@ -81,7 +81,8 @@ typedef enum LowerArgKind {
   LOWER_ARG_FLOAT,
   LOWER_ARG_NULL,
   LOWER_ARG_ELSIZE,   /* sizeof(ctype of dtype) */
-  LOWER_ARG_INTS      /* a static const int64_t array */
+  LOWER_ARG_INTS,     /* a static const int64_t array */
+  LOWER_ARG_POOL      /* the entry's `pool` argument (targets with CkcTarget.pool) */
 } LowerArgKind;
 
 typedef struct LowerArg {
@@ -175,6 +176,7 @@ typedef struct LowerProgram {
   int64_t params_bytes;
   int64_t arena_bytes;
   int64_t param_count;        /* scalars */
+  const struct MemplanStats *mem; /* lower_plan_memory's sections, peak and lower bound (lower/memplan.h) */
 } LowerProgram;
 
 /* Every entry graph of a module, lowered against one params layout. */
@@ -203,11 +205,17 @@ LowerProgram *lower_program(const IrModule *m, const CkcTarget *t, CkcDiag *d);
 /* forward, and loss + train_step when the module has a train block. */
 LowerModule *lower_module(const IrModule *m, const CkcTarget *t, CkcDiag *d);
 
-/* v0 memory plan: params at their layout offsets;
- * arena buffers placed greedily first-fit in step order, reusing memory of
- * buffers whose last use is over (64-byte aligned). Called by lower_program;
- * exposed so that a later memplan pass can re-run it after rewriting steps. */
+/* The memory plan (lower/memplan.c, docs/memory.md): params at their layout
+ * offsets; arena buffers by liveness over the step list, in-place reuse of
+ * elementwise loops, the best of several placements, self-checked. Called by
+ * lower_entry; re-run it after rewriting steps (fusion). */
 void lower_plan_memory(LowerProgram *p);
+
+/* x86 targets (CkcTarget.fast_gemm; lower/lower_x86.c): matmul kernel steps
+ * become ck_gemm_f32 on the pool, and a weight gradient that is only added
+ * into grads is computed there directly with CK_GEMM_ACCUMULATE. Runs on the
+ * step list before the memory plan. */
+void lower_x86_kernels(LowerProgram *p);
 
 #define LOWER_ALIGN 64
 

@@ -32,6 +32,11 @@ bool pass_cse(IrModule *m, CkcDiag *d);
 /* dce: removes nodes that no output depends on. */
 bool pass_dce(IrModule *m, CkcDiag *d);
 
+/* fusion: elementwise chains -> fused_ew (one loop), elementwise consumers of
+ * a matmul -> fused_matmul (the epilogue); bitwise-equal to the unfused
+ * program (docs/passes.md "fusion"). */
+bool pass_fusion(IrModule *m, CkcDiag *d);
+
 /* autodiff: for a module with an entry graph "loss", builds the entry graph
  * "train_step" = forward + reverse-mode backward (ir/train.h); no-op otherwise. */
 bool pass_autodiff(IrModule *m, CkcDiag *d);

@@ -11,6 +11,7 @@ const CkcPass ckc_passes[] = {
     {"fold", pass_fold, false, "evaluate small constant subgraphs; exact shape/transpose identities"},
     {"cse", pass_cse, false, "merge nodes computing the same value (same op, inputs, attributes)"},
     {"dce", pass_dce, false, "remove nodes that no output depends on (inputs are kept)"},
+    {"fusion", pass_fusion, false, "fuse elementwise chains into one loop and epilogues into their matmul"},
     {"optimizer", pass_optimizer, true, "resolve the trained parameters and their weight-decay flags"},
     {NULL, NULL, false, NULL},
 };

@@ -41,6 +41,25 @@ const char *ck_model_error_text(int code) {
   return "the compute function rejected its input";
 }
 
+/* The compute entry points through the target's execution context when it
+ * has one (x86: the thread pool in m->ctx), else the plain c99 functions. */
+static int call_forward(const CkModelDesc *m, const float *params, void *arena, const void *const *in, float *out) {
+  if (m->forward_ctx) return m->forward_ctx(m->ctx, params, arena, in, out);
+  return m->forward(params, arena, in, out);
+}
+
+static int call_loss(const CkModelDesc *m, const float *params, void *arena, const void *x, const void *y,
+                     float *loss, float *logits) {
+  if (m->train->loss_ctx) return m->train->loss_ctx(m->ctx, params, arena, x, y, loss, logits);
+  return m->train->loss(params, arena, x, y, loss, logits);
+}
+
+static int call_train_step(const CkModelDesc *m, const float *params, float *grads, void *arena, const void *x,
+                           const void *y, float *loss) {
+  if (m->train->train_step_ctx) return m->train->train_step_ctx(m->ctx, params, grads, arena, x, y, loss);
+  return m->train->train_step(params, grads, arena, x, y, loss);
+}
+
 static int usage(const CkModelDesc *m, const char *msg) {
   const char *p = m->exe;
   int k;
@@ -62,7 +81,8 @@ static int usage(const CkModelDesc *m, const char *msg) {
   fprintf(stderr,
           "       %s sample --weights W.safetensors [--prompt TEXT] [--tokens N] [--temperature T]\n"
           "             [--top-k K] [--seed S]\n"
-          "(IDX and .npy data take PATH as X,Y)\n",
+          "(IDX and .npy data take PATH as X,Y)\n"
+          "every command takes --threads N (default: $CK_THREADS, else 1); results do not depend on it\n",
           p);
   return 2;
 }
@@ -315,7 +335,7 @@ static int cmd_infer(const CkModelDesc *m, int argc, char **argv) {
       goto done;
     }
   }
-  st = m->forward(blob, arena, (const void *const *)in, out);
+  st = call_forward(m, blob, arena, (const void *const *)in, out);
   if (st != 0) {
     k = st - 16;
     if (st >= 16 && k < m->ninputs) report_index(m, k, in[k], inp[k]);
@@ -369,7 +389,7 @@ static int run_eval(const CkModelDesc *m, const float *params, void *arena, cons
     float l = 0;
     int st;
     ck_data_eval_batch(ev, b, x, y);
-    st = t->loss(params, arena, x, y, &l, acc ? logits : NULL);
+    st = call_loss(m, params, arena, x, y, &l, acc ? logits : NULL);
     if (st != 0) {
       fprintf(stderr, "%s: eval batch %lld: %s (code %d)\n", m->exe, (long long)b, ck_model_error_text(st), st);
       return 1;
@@ -787,7 +807,7 @@ static int train_one(Trainer *tr, int64_t step, double *loss_out, double *lr_out
     float l = 0;
     int st;
     ck_data_next(&tr->data, tr->x, tr->y);
-    st = t->train_step(tr->params, tr->grads, tr->arena, tr->x, tr->y, &l);
+    st = call_train_step(m, tr->params, tr->grads, tr->arena, tr->x, tr->y, &l);
     if (st != 0) {
       fprintf(stderr, "%s: step %lld: train_step failed: %s (code %d)\n", m->exe, (long long)step,
               ck_model_error_text(st), st);
@@ -943,7 +963,7 @@ static int cmd_grad(const CkModelDesc *m, int argc, char **argv) {
     fprintf(stderr, "%s: %s\n", m->exe, err.msg);
     goto done;
   }
-  st = t->train_step(params, grads, arena, x, y, &loss);
+  st = call_train_step(m, params, grads, arena, x, y, &loss);
   if (st) {
     fprintf(stderr, "%s: train_step failed: %s (code %d)\n", m->exe, ck_model_error_text(st), st);
     goto done;
@@ -1092,7 +1112,7 @@ static int cmd_sample(const CkModelDesc *m, int argc, char **argv) {
     memset(idx, 0, (size_t)(B * T) * sizeof(int32_t));
     memcpy(idx, ctx + first, (size_t)n * sizeof(int32_t));
     ins[0] = idx;
-    st = m->forward(params, arena, ins, out);
+    st = call_forward(m, params, arena, ins, out);
     if (st) {
       fprintf(stderr, "%s: forward failed: %s (code %d)\n", m->exe, ck_model_error_text(st), st);
       goto done;
@@ -1118,7 +1138,37 @@ done:
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+static int dispatch(int argc, char **argv, const CkModelDesc *m);
+
+/* `--threads N` may follow any sub-command: it is taken out of argv here
+ * (so no sub-command sees it) and sizes the target's execution context,
+ * created once for the whole run. Without it the context reads CK_THREADS.
+ * Targets without a context (c99) accept and ignore it. */
 int ck_main(int argc, char **argv, const CkModelDesc *m) {
+  CkModelDesc run = *m;
+  char **av = xcalloc(m, (size_t)(argc + 1) * sizeof *av);
+  int i, n = 0, rc;
+  int64_t threads = 0;
+  for (i = 0; i < argc; i++) {
+    if (i >= 2 && strcmp(argv[i], "--threads") == 0) {
+      if (i + 1 >= argc || parse_i64(argv[i + 1], 1, &threads) || threads > 256) {
+        free(av);
+        return usage(m, "--threads must be an integer in [1, 256]");
+      }
+      i++;
+      continue;
+    }
+    av[n++] = argv[i];
+  }
+  av[n] = NULL;
+  run.ctx = m->ctx_create ? m->ctx_create((int)threads) : NULL;
+  rc = dispatch(n, av, &run);
+  if (m->ctx_destroy) m->ctx_destroy(run.ctx);
+  free(av);
+  return rc;
+}
+
+static int dispatch(int argc, char **argv, const CkModelDesc *m) {
   if (argc < 2) return usage(m, NULL);
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(m, NULL);

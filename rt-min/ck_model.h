@@ -80,6 +80,12 @@ typedef struct CkTrainDesc {
   int64_t loss_arena_bytes, train_arena_bytes;
   int has_logits;
   CkTensorDesc logits;
+  /* Targets with an execution context (x86: the thread pool; NULL on c99):
+   * loss/train_step taking it first. ck_main calls these when set. */
+  int (*loss_ctx)(void *ctx, const float *params, void *arena, const void *x, const void *y, float *loss,
+                  float *logits);
+  int (*train_step_ctx)(void *ctx, const float *params, float *grads, void *arena, const void *x, const void *y,
+                        float *loss);
 } CkTrainDesc;
 
 typedef struct CkModelDesc {
@@ -99,6 +105,15 @@ typedef struct CkModelDesc {
   CkForwardFn forward;
   int64_t forward_arena_bytes;
   const CkTrainDesc *train; /* NULL when the source has no train block */
+  /* Execution context (x86 targets: a CkPool; all NULL on c99). ck_main
+   * creates it once from `--threads N` (0 when absent: the target then reads
+   * CK_THREADS, else uses 1 thread), stores it in `ctx` of its own copy of
+   * this descriptor and calls forward_ctx/loss_ctx/train_step_ctx with it.
+   * Results never depend on the thread count. */
+  void *(*ctx_create)(int threads);
+  void (*ctx_destroy)(void *ctx);
+  int (*forward_ctx)(void *ctx, const float *params, void *arena, const void *const *inputs, float *out);
+  void *ctx;
 } CkModelDesc;
 
 /* Text for a nonzero code returned by a compute function. */

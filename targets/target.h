@@ -12,6 +12,11 @@ typedef struct CkcTarget {
   const char *cflags;       /* "-std=c99 -O2 -Wall -Wextra -Werror" */
   const char *ldlibs;       /* "-lm" */
   bool hosted;              /* stdio, files, malloc in main.c allowed */
+  /* Additive (x86 targets; zero on c99). */
+  const char *rt_subdir;    /* "x86": rt-min/x86/ files shipped too (see rt_skip) */
+  const char *rt_skip;      /* a file of rt_subdir not shipped ("ck_gemm_avx512.c"), or NULL */
+  bool pool;                /* entries take `CkPool *pool` first; main.c owns the pool (--threads) */
+  bool fast_gemm;           /* matmuls lower to ck_gemm_f32 (rt-min/x86/ck_gemm.h) on the pool */
 } CkcTarget;
 
 /* NULL-terminated list, in --list-targets order. */

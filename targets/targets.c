@@ -6,9 +6,13 @@
 #include "targets/target.h"
 
 extern const CkcTarget ckc_target_c99;
+extern const CkcTarget ckc_target_x86_avx2;
+extern const CkcTarget ckc_target_x86_avx512;
 
 const CkcTarget *const ckc_targets[] = {
     &ckc_target_c99,
+    &ckc_target_x86_avx2,
+    &ckc_target_x86_avx512,
     NULL,
 };
 

@@ -9,7 +9,7 @@ export CKC="${CKC:-build/ckc}"
 export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
 export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
 export PY=/usr/bin/python3
-GROUPS_ALL="unit golden cli robust e2e runtime parity"
+GROUPS_ALL="unit golden cli robust e2e runtime memplan parity train x86"
 only="${CKC_ONLY:-$GROUPS_ALL}"
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
@@ -55,6 +55,9 @@ for g in $only; do
     robust) run_group robust test-suite/robust/run.sh ;;
     e2e)    [ -x test-suite/e2e/run.sh ] && run_group e2e test-suite/e2e/run.sh ;;
     runtime) run_group runtime test-suite/runtime/run.sh ;;
+    memplan) run_group memplan test-suite/memplan/run.sh ;;
+    x86)    [ -x test-suite/x86/run.sh ] && run_group x86 test-suite/x86/run.sh ;;
+    train) run_group train test-suite/train/run.sh ;;
     parity) for t in kernels grads ops_parity samples_parity; do
               [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"
             done ;;

@@ -7,10 +7,16 @@
 
 #include <math.h>
 
+/* CK_GEMM_NO_AVX512 (the x86-avx2 target): ck_gemm_avx512.c is not linked,
+ * so the dispatch never offers it, whatever the CPU. */
 int ck_gemm_cpu_has(int isa) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   __builtin_cpu_init();
+#ifdef CK_GEMM_NO_AVX512
+  if (isa == CK_GEMM_AVX512) return 0;
+#else
   if (isa == CK_GEMM_AVX512) return __builtin_cpu_supports("avx512f") != 0;
+#endif
   if (isa == CK_GEMM_AVX2)
     return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("fma") != 0;
 #endif
@@ -49,9 +55,13 @@ void ck_gemm_f32_scalar(float *out, const float *a, const float *b, int64_t batc
 void ck_gemm_f32_isa(int isa, CkPool *pool, float *out, const float *a, const float *b,
                      int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb,
                      int64_t a_bstride, int64_t b_bstride, int flags) {
-  if (isa == CK_GEMM_AVX512)
+#ifndef CK_GEMM_NO_AVX512
+  if (isa == CK_GEMM_AVX512) {
     ck_gemm_f32_avx512(pool, out, a, b, batch, M, N, K, ta, tb, a_bstride, b_bstride, flags);
-  else if (isa == CK_GEMM_AVX2)
+    return;
+  }
+#endif
+  if (isa == CK_GEMM_AVX2)
     ck_gemm_f32_avx2(pool, out, a, b, batch, M, N, K, ta, tb, a_bstride, b_bstride, flags);
   else
     ck_gemm_f32_scalar(out, a, b, batch, M, N, K, ta, tb, a_bstride, b_bstride, flags);
