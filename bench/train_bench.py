@@ -568,10 +568,16 @@ int main(int argc, char **argv) {
     params[i] = 0.02f * ((float)(s >> 8) / 16777216.0f - 0.5f);
   }
   for (i = 0; i < TINYGPT_IDX_COUNT; i++) idx[i] = (int32_t)((i * 37 + 11) % 256);
+#ifdef CK_POOL_H /* x86 targets: the entry points take the thread pool first */
+  CkPool *pool = ck_pool_create(0);
+#define FORWARD() tinygpt_forward(pool, params, arena, idx, out)
+#else
+#define FORWARD() tinygpt_forward(params, arena, idx, out)
+#endif
   for (r = 0; r < reps; r++) {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    if (tinygpt_forward(params, arena, idx, out) != 0) return 1;
+    if (FORWARD() != 0) return 1;
     clock_gettime(CLOCK_MONOTONIC, &b);
     printf("%.9f\n", (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec));
   }
