@@ -750,7 +750,7 @@ void emit_model_c(const LowerModule *lm, CkcBuf *b) {
   ckc_buf_printf(b, "#include \"%s.h\"\n\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                     "#include <string.h>\n\n#include \"ck_grad.h\"\n#include \"ck_kernels.h\"\n"
                     "#include \"ck_optim.h\"\n%s\n",
-                 emit_stem(p), p->target->fast_gemm ? "#include \"ck_gemm.h\"\n" : "");
+                 emit_stem(p), p->target->fast_gemm ? "#include \"ck_gemm.h\"\n#include \"ck_x86_kernels.h\"\n" : "");
   emit_param_table(lm, b);
   emit_consts(p, b);
   if (lm->loss) {

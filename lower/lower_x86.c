@@ -12,7 +12,16 @@
  * grads: ck_gemm_f32(..., CK_GEMM_ACCUMULATE). The FMA chain then starts
  * from the old grads value, so the bits differ from the two-step form by
  * rounding only (the same bound as any GEMM); they do not depend on the
- * thread count either way. */
+ * thread count either way.
+ *
+ *   ck_attention_f32(...) / ck_attention_backward_f32(...)
+ *     -> ck_x86_attention_f32(pool, ...) / ck_x86_attention_backward_f32(pool, ...)
+ *
+ * the same arguments on the pool, split over (batch, head) items; likewise
+ * ck_layernorm_f32 / ck_layernorm_backward_f32 -> ck_x86_layernorm_*(pool, ...),
+ * and ck_sum_f32 -> ck_x86_sum_f32(pool, ...), split over fixed row (and
+ * column) blocks. All bitwise equal to the reference kernels
+ * (rt-min/x86/ck_x86_kernels.h). */
 #include <string.h>
 
 #include "lower/lower.h"
@@ -117,11 +126,34 @@ static bool lower_x86_fold_transpose(LowerProgram *p, int si) {
   return true;
 }
 
+/* A reference kernel with a pooled twin of the same contract (the pool
+ * first) in rt-min/x86/ck_x86_kernels.h becomes that twin. */
+static void lower_x86_pooled(LowerProgram *p, LowerStep *s, const char *kernel) {
+  LowerArg *args = CKC_NEW_ARRAY(p->module->arena, LowerArg, s->nargs + 1);
+  args[0].kind = LOWER_ARG_POOL;
+  args[0].operand = -1;
+  memcpy(args + 1, s->args, (size_t)s->nargs * sizeof *args);
+  s->args = args;
+  s->nargs += 1;
+  s->kernel = kernel;
+}
+
 void lower_x86_kernels(LowerProgram *p) {
   for (int si = 0; si < p->steps.len; si++) {
     LowerStep *s = p->steps.items[si];
-    if (s->kind == LOWER_STEP_KERNEL && s->kernel && strcmp(s->kernel, "ck_matmul_f32") == 0 && s->nargs == 11)
+    if (s->kind != LOWER_STEP_KERNEL || !s->kernel) continue;
+    if (strcmp(s->kernel, "ck_matmul_f32") == 0 && s->nargs == 11)
       lower_x86_gemm(p, s);
+    else if (strcmp(s->kernel, "ck_attention_f32") == 0 && s->nargs == 12 && s->rank == 0)
+      lower_x86_pooled(p, s, "ck_x86_attention_f32");
+    else if (strcmp(s->kernel, "ck_attention_backward_f32") == 0 && s->nargs == 15 && s->rank == 0)
+      lower_x86_pooled(p, s, "ck_x86_attention_backward_f32");
+    else if (strcmp(s->kernel, "ck_layernorm_f32") == 0 && s->nargs == 9 && s->rank == 0)
+      lower_x86_pooled(p, s, "ck_x86_layernorm_f32");
+    else if (strcmp(s->kernel, "ck_layernorm_backward_f32") == 0 && s->nargs == 10 && s->rank == 0)
+      lower_x86_pooled(p, s, "ck_x86_layernorm_backward_f32");
+    else if (strcmp(s->kernel, "ck_sum_f32") == 0 && s->nargs == 5 && s->rank == 0)
+      lower_x86_pooled(p, s, "ck_x86_sum_f32");
   }
   for (int si = 0; si < p->steps.len; si++)
     if (lower_x86_fold_transpose(p, si)) si--;

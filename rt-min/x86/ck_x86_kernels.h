@@ -1,0 +1,54 @@
+/* rt-min/x86/ck_x86_kernels.h - x86 targets' pooled versions of reference
+ * kernels (hosted C99, no intrinsics: the loops are written in fixed blocks
+ * of 16 lanes, which gcc and clang vectorize for the target's -march).
+ *
+ * Each kernel has exactly the contract of the reference kernel it replaces
+ * (rt-min/ck_kernels.h, rt-min/ck_grad.h) plus the pool as first argument,
+ * and computes every output element with the same floating-point operations
+ * in the same order: only the loop nesting changes (k and v are transposed
+ * into per-thread scratch so the lanes run over keys, never over a sum). So
+ * the results are bitwise equal to the reference kernel, and therefore to
+ * the c99 program, for every thread count. The work is split over batch
+ * items only (chunk = one (batch, head) item), and every write of an item's
+ * gradients stays inside that item, so no two chunks touch the same memory.
+ * A NULL pool, or scratch that cannot be had, runs the reference kernel. */
+#ifndef CK_X86_KERNELS_H
+#define CK_X86_KERNELS_H
+
+#include <stdint.h>
+
+#include "ck_pool.h"
+
+/* ck_attention_f32 on the pool; scratch is the reference kernel's (S floats),
+ * used only when falling back to it. */
+void ck_x86_attention_f32(CkPool *pool, float *out, const float *q, const float *k, const float *v,
+                          int64_t batch, int64_t T, int64_t S, int64_t D, int64_t Dv, int causal,
+                          float scale, float *scratch);
+
+/* ck_attention_backward_f32 on the pool (dq / dk / dv may be NULL; they are
+ * accumulated into, as by the reference); scratch: 2*S floats, fallback only. */
+void ck_x86_attention_backward_f32(CkPool *pool, float *dq, float *dk, float *dv, const float *dout,
+                                   const float *q, const float *k, const float *v, int64_t batch,
+                                   int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, float scale,
+                                   float *scratch);
+
+/* ck_layernorm_f32 on the pool: rows split into fixed blocks of
+ * CK_X86_ROWS, each block the reference kernel on its rows. */
+#define CK_X86_ROWS 16
+void ck_x86_layernorm_f32(CkPool *pool, float *out, float *mean, float *rstd, const float *x,
+                          const float *weight, const float *bias, int64_t rows, int64_t n, float eps);
+
+/* ck_layernorm_backward_f32 on the pool: dx over the same row blocks,
+ * then dweight / dbias over blocks of CK_X86_COLS columns, each column
+ * summed over the rows in order as by the reference. */
+#define CK_X86_COLS 16
+void ck_x86_layernorm_backward_f32(CkPool *pool, float *dx, float *dweight, float *dbias, const float *dy,
+                                   const float *x, const float *weight, const float *mean,
+                                   const float *rstd, int64_t rows, int64_t n);
+
+/* ck_sum_f32 (out[a, c] = sum_j x[a, j, c], j in order from 0) on the pool:
+ * chunks of CK_X86_ROWS outer indices times CK_X86_COLS inner indices, the
+ * inner block summed as 16 independent lanes (vectorized, same order). */
+void ck_x86_sum_f32(CkPool *pool, float *out, const float *x, int64_t outer, int64_t n, int64_t inner);
+
+#endif

@@ -1,0 +1,251 @@
+/* test-suite/unit/check_x86_kernels.c - the pooled x86 kernels of
+ * rt-min/x86/ck_x86_kernels.h (attention forward/backward, layernorm
+ * forward/backward, sum).
+ *
+ * Their contract is the reference kernel's, computed with the same
+ * floating-point operations in the same order, so the check is the strongest
+ * one there is: bitwise equality (memcmp) with the reference kernel, for a
+ * NULL pool and pools of 1, 2 and 3 threads. Gradients are accumulated into
+ * buffers that start nonzero, every optional output is left out in turn, and
+ * the shapes cover causal and full masks, S > T, D and Dv off the 16-lane
+ * block, rows and columns off the 16-row/16-column chunks, and single rows.
+ * A summation order, a skipped lane tail or a chunk boundary that drops or
+ * repeats a row changes bits and fails here. */
+#define _POSIX_C_SOURCE 200809L
+#include <check.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt-min/ck_grad.h"
+#include "rt-min/ck_kernels.h"
+
+#if defined(__x86_64__)
+#include "rt-min/x86/ck_pool.h"
+#include "rt-min/x86/ck_x86_kernels.h"
+
+typedef struct XkRng {
+  uint64_t s;
+} XkRng;
+
+/* Values in [-2, 2) from a 64-bit LCG (deterministic, no libc rand state). */
+static float xk_next(XkRng *r) {
+  r->s = r->s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (float)((double)(r->s >> 40) / (double)(1ULL << 24) * 4.0 - 2.0);
+}
+
+static float *xk_rand(XkRng *r, int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  for (int64_t i = 0; i < n; i++) p[i] = xk_next(r);
+  return p;
+}
+
+static float *xk_copy(const float *x, int64_t n) {
+  float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+  memcpy(p, x, (size_t)n * sizeof *p);
+  return p;
+}
+
+static void xk_same(const float *ref, const float *got, int64_t n, const char *what) {
+  ck_assert_msg(memcmp(ref, got, (size_t)n * sizeof *ref) == 0, "%s differs from the reference", what);
+}
+
+/* attention shapes: batch, T, S, D, Dv, causal */
+static const int64_t xk_attn_shapes[][6] = {
+    {1, 1, 1, 1, 1, 1},   {3, 5, 5, 7, 9, 1},     {2, 4, 9, 33, 17, 1}, {2, 17, 17, 16, 32, 0},
+    {4, 64, 64, 32, 32, 1}, {2, 9, 4, 20, 3, 1}, {3, 19, 37, 48, 15, 0},
+};
+#define XK_NSHAPES ((int)(sizeof xk_attn_shapes / sizeof xk_attn_shapes[0]))
+
+/* pool index 0: NULL; 1..3: that many threads */
+static CkPool *xk_pool(int which) { return which == 0 ? NULL : ck_pool_create(which); }
+
+START_TEST(test_attention_forward) {
+  XkRng r = {(uint64_t)_i * 7919u + 11u};
+  for (int si = 0; si < XK_NSHAPES; si++) {
+    const int64_t *sh = xk_attn_shapes[si];
+    int64_t B = sh[0], T = sh[1], S = sh[2], D = sh[3], Dv = sh[4];
+    int causal = (int)sh[5];
+    float scale = 1.0f / sqrtf((float)D);
+    float *q = xk_rand(&r, B * T * D), *k = xk_rand(&r, B * S * D), *v = xk_rand(&r, B * S * Dv);
+    float *ref = xk_rand(&r, B * T * Dv), *got = xk_rand(&r, B * T * Dv), *scr = xk_rand(&r, S);
+    ck_attention_f32(ref, q, k, v, B, T, S, D, Dv, causal, scale, scr);
+    for (int pw = 0; pw <= 3; pw++) {
+      CkPool *pool = xk_pool(pw);
+      memset(got, 0xff, (size_t)(B * T * Dv) * sizeof *got); /* NaN: an unwritten element fails */
+      ck_x86_attention_f32(pool, got, q, k, v, B, T, S, D, Dv, causal, scale, scr);
+      xk_same(ref, got, B * T * Dv, "attention out");
+      ck_pool_destroy(pool);
+    }
+    free(q), free(k), free(v), free(ref), free(got), free(scr);
+  }
+}
+END_TEST
+
+/* _i selects which of dq, dk, dv are wanted (bit set = NULL). */
+START_TEST(test_attention_backward) {
+  XkRng r = {(uint64_t)_i * 104729u + 3u};
+  for (int si = 0; si < XK_NSHAPES; si++) {
+    const int64_t *sh = xk_attn_shapes[si];
+    int64_t B = sh[0], T = sh[1], S = sh[2], D = sh[3], Dv = sh[4];
+    int causal = (int)sh[5];
+    float scale = 0.37f;
+    float *q = xk_rand(&r, B * T * D), *k = xk_rand(&r, B * S * D), *v = xk_rand(&r, B * S * Dv);
+    float *g = xk_rand(&r, B * T * Dv), *scr = xk_rand(&r, 2 * S);
+    float *q0 = xk_rand(&r, B * T * D), *k0 = xk_rand(&r, B * S * D), *v0 = xk_rand(&r, B * S * Dv);
+    float *rq = xk_copy(q0, B * T * D), *rk = xk_copy(k0, B * S * D), *rv = xk_copy(v0, B * S * Dv);
+    ck_attention_backward_f32(_i & 1 ? NULL : rq, _i & 2 ? NULL : rk, _i & 4 ? NULL : rv, g, q, k, v, B, T, S, D,
+                              Dv, causal, scale, scr);
+    for (int pw = 0; pw <= 3; pw++) {
+      CkPool *pool = xk_pool(pw);
+      float *gq = xk_copy(q0, B * T * D), *gk = xk_copy(k0, B * S * D), *gv = xk_copy(v0, B * S * Dv);
+      ck_x86_attention_backward_f32(pool, _i & 1 ? NULL : gq, _i & 2 ? NULL : gk, _i & 4 ? NULL : gv, g, q, k,
+                                    v, B, T, S, D, Dv, causal, scale, scr);
+      xk_same(rq, gq, B * T * D, "attention dq");
+      xk_same(rk, gk, B * S * D, "attention dk");
+      xk_same(rv, gv, B * S * Dv, "attention dv");
+      free(gq), free(gk), free(gv);
+      ck_pool_destroy(pool);
+    }
+    free(q), free(k), free(v), free(g), free(scr), free(q0), free(k0), free(v0), free(rq), free(rk), free(rv);
+  }
+}
+END_TEST
+
+/* The gradients really move: a zero dout leaves the inputs, a nonzero one
+ * changes every requested gradient (guards against a kernel that does
+ * nothing and a reference that does nothing alike). */
+START_TEST(test_attention_backward_moves) {
+  XkRng r = {99};
+  int64_t B = 2, T = 6, S = 6, D = 5, Dv = 4;
+  float *q = xk_rand(&r, B * T * D), *k = xk_rand(&r, B * S * D), *v = xk_rand(&r, B * S * Dv);
+  float *g = xk_rand(&r, B * T * Dv), *scr = xk_rand(&r, 2 * S);
+  float *dq = calloc((size_t)(B * T * D), sizeof *dq), *dv = calloc((size_t)(B * S * Dv), sizeof *dv);
+  CkPool *pool = ck_pool_create(2);
+  ck_x86_attention_backward_f32(pool, dq, NULL, dv, g, q, k, v, B, T, S, D, Dv, 1, 0.5f, scr);
+  int nzq = 0, nzv = 0;
+  for (int64_t i = 0; i < B * T * D; i++) nzq += dq[i] != 0.0f;
+  for (int64_t i = 0; i < B * S * Dv; i++) nzv += dv[i] != 0.0f;
+  ck_assert_int_gt(nzq, B * T * D / 2);
+  ck_assert_int_gt(nzv, B * S * Dv / 2);
+  ck_pool_destroy(pool);
+  free(q), free(k), free(v), free(g), free(scr), free(dq), free(dv);
+}
+END_TEST
+
+/* layernorm shapes: rows, n */
+static const int64_t xk_ln_shapes[][2] = {{1, 1}, {1, 128}, {15, 7}, {16, 16}, {17, 33}, {100, 128}, {513, 20}};
+#define XK_NLN ((int)(sizeof xk_ln_shapes / sizeof xk_ln_shapes[0]))
+
+/* _i: bit 0 no weight, bit 1 no bias, bit 2 no mean/rstd. */
+START_TEST(test_layernorm_forward) {
+  XkRng r = {(uint64_t)_i + 5u};
+  for (int si = 0; si < XK_NLN; si++) {
+    int64_t rows = xk_ln_shapes[si][0], n = xk_ln_shapes[si][1];
+    float *x = xk_rand(&r, rows * n), *w = xk_rand(&r, n), *b = xk_rand(&r, n);
+    for (int64_t i = 0; i < rows * n; i++) x[i] += (float)(i % 3) * 100.0f; /* large row offsets */
+    float *ro = xk_rand(&r, rows * n), *rm = xk_rand(&r, rows), *rr = xk_rand(&r, rows);
+    bool stats = !(_i & 4);
+    ck_layernorm_f32(ro, stats ? rm : NULL, stats ? rr : NULL, x, _i & 1 ? NULL : w, _i & 2 ? NULL : b, rows, n,
+                     1e-5f);
+    for (int pw = 0; pw <= 3; pw++) {
+      CkPool *pool = xk_pool(pw);
+      float *go = xk_rand(&r, rows * n), *gm = xk_copy(rm, rows), *gr = xk_copy(rr, rows);
+      if (stats) memset(gm, 0xff, (size_t)rows * sizeof *gm), memset(gr, 0xff, (size_t)rows * sizeof *gr);
+      ck_x86_layernorm_f32(pool, go, stats ? gm : NULL, stats ? gr : NULL, x, _i & 1 ? NULL : w,
+                           _i & 2 ? NULL : b, rows, n, 1e-5f);
+      xk_same(ro, go, rows * n, "layernorm out");
+      xk_same(rm, gm, rows, "layernorm mean");
+      xk_same(rr, gr, rows, "layernorm rstd");
+      free(go), free(gm), free(gr);
+      ck_pool_destroy(pool);
+    }
+    free(x), free(w), free(b), free(ro), free(rm), free(rr);
+  }
+}
+END_TEST
+
+/* _i: bit 0 no dx, bit 1 no dweight, bit 2 no dbias, bit 3 no weight. */
+START_TEST(test_layernorm_backward) {
+  XkRng r = {(uint64_t)_i * 31u + 1u};
+  for (int si = 0; si < XK_NLN; si++) {
+    int64_t rows = xk_ln_shapes[si][0], n = xk_ln_shapes[si][1];
+    float *x = xk_rand(&r, rows * n), *w = xk_rand(&r, n), *dy = xk_rand(&r, rows * n);
+    float *mean = xk_rand(&r, rows), *rstd = xk_rand(&r, rows), *junk = xk_rand(&r, rows * n);
+    ck_layernorm_f32(junk, mean, rstd, x, NULL, NULL, rows, n, 1e-5f);
+    float *dx0 = xk_rand(&r, rows * n), *dw0 = xk_rand(&r, n), *db0 = xk_rand(&r, n);
+    float *rx = xk_copy(dx0, rows * n), *rw = xk_copy(dw0, n), *rb = xk_copy(db0, n);
+    const float *wt = _i & 8 ? NULL : w;
+    ck_layernorm_backward_f32(_i & 1 ? NULL : rx, _i & 2 ? NULL : rw, _i & 4 ? NULL : rb, dy, x, wt, mean, rstd,
+                              rows, n);
+    for (int pw = 0; pw <= 3; pw++) {
+      CkPool *pool = xk_pool(pw);
+      float *gx = xk_copy(dx0, rows * n), *gw = xk_copy(dw0, n), *gb = xk_copy(db0, n);
+      ck_x86_layernorm_backward_f32(pool, _i & 1 ? NULL : gx, _i & 2 ? NULL : gw, _i & 4 ? NULL : gb, dy, x, wt,
+                                    mean, rstd, rows, n);
+      xk_same(rx, gx, rows * n, "layernorm dx");
+      xk_same(rw, gw, n, "layernorm dweight");
+      xk_same(rb, gb, n, "layernorm dbias");
+      free(gx), free(gw), free(gb);
+      ck_pool_destroy(pool);
+    }
+    free(x), free(w), free(dy), free(mean), free(rstd), free(junk), free(dx0), free(dw0), free(db0);
+    free(rx), free(rw), free(rb);
+  }
+}
+END_TEST
+
+/* sum shapes: outer, n, inner (inner off the 16-lane block, outer off the
+ * 16-row block, n = 0 giving zeros). */
+static const int64_t xk_sum_shapes[][3] = {{1, 512, 128}, {1, 512, 512}, {3, 7, 1},   {17, 5, 33},
+                                           {40, 3, 16},   {1, 1, 1},     {2, 0, 19}, {5, 100, 7}};
+
+START_TEST(test_sum) {
+  XkRng r = {77};
+  for (int si = 0; si < (int)(sizeof xk_sum_shapes / sizeof xk_sum_shapes[0]); si++) {
+    int64_t outer = xk_sum_shapes[si][0], n = xk_sum_shapes[si][1], inner = xk_sum_shapes[si][2];
+    float *x = xk_rand(&r, outer * n * inner), *ro = xk_rand(&r, outer * inner);
+    ck_sum_f32(ro, x, outer, n, inner);
+    for (int pw = 0; pw <= 3; pw++) {
+      CkPool *pool = xk_pool(pw);
+      float *go = xk_rand(&r, outer * inner);
+      ck_x86_sum_f32(pool, go, x, outer, n, inner);
+      xk_same(ro, go, outer * inner, "sum");
+      free(go);
+      ck_pool_destroy(pool);
+    }
+    free(x), free(ro);
+  }
+}
+END_TEST
+
+Suite *check_x86_kernels_suite(void) {
+  Suite *s = suite_create("x86_kernels");
+  TCase *tc = tcase_create("bitwise_vs_reference");
+  tcase_set_timeout(tc, 120);
+  tcase_add_loop_test(tc, test_attention_forward, 0, 2);
+  tcase_add_loop_test(tc, test_attention_backward, 0, 8);
+  tcase_add_test(tc, test_attention_backward_moves);
+  tcase_add_loop_test(tc, test_layernorm_forward, 0, 8);
+  tcase_add_loop_test(tc, test_layernorm_backward, 0, 16);
+  tcase_add_test(tc, test_sum);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+#else /* not x86-64 */
+
+START_TEST(test_not_x86) { printf("check_x86_kernels: NOTE: not an x86-64 host, tests skipped\n"); }
+END_TEST
+
+Suite *check_x86_kernels_suite(void) {
+  Suite *s = suite_create("x86_kernels");
+  TCase *tc = tcase_create("skipped");
+  tcase_add_test(tc, test_not_x86);
+  suite_add_tcase(s, tc);
+  return s;
+}
+#endif
