@@ -58,7 +58,7 @@ for g in $only; do
     memplan) run_group memplan test-suite/memplan/run.sh ;;
     x86)    [ -x test-suite/x86/run.sh ] && run_group x86 test-suite/x86/run.sh ;;
     train) run_group train test-suite/train/run.sh ;;
-    parity) for t in kernels grads ops_parity samples_parity; do
+    parity) for t in kernels grads ops_parity samples_parity fusion_parity; do
               [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"
             done ;;
   esac
