@@ -375,6 +375,14 @@ static int wants_accuracy(const CkTrainDesc *t) {
   return V > 0 && t->data.y.dtype == CK_IO_I32 && t->logits.numel / V == t->data.y.numel;
 }
 
+/* Batches per evaluation during training: the train block's eval_batches,
+ * where 0 means the whole eval set for idx/npy data and 20 batches for token
+ * data (whose validation split is usually far larger than one check needs). */
+static int64_t eval_limit(const CkTrainDesc *t) {
+  if (t->eval_batches > 0) return t->eval_batches;
+  return t->data.kind == CK_DATA_TOKENS ? 20 : 0;
+}
+
 /* Mean loss over the eval batches in order (max_batches > 0 limits them);
  * accuracy = argmax over the last logits axis (first maximum) vs y. */
 static int run_eval(const CkModelDesc *m, const float *params, void *arena, const CkData *ev, void *x, void *y,
@@ -897,7 +905,7 @@ static int cmd_train(const CkModelDesc *m, int argc, char **argv) {
                      (t1 - t0) / (double)(step - start) * (double)(tr.o.steps - step));
     if (tr.has_eval && tr.o.eval_every > 0 && (step % tr.o.eval_every == 0 || step == tr.o.steps)) {
       EvalResult r;
-      if (run_eval(m, tr.params, tr.arena, &tr.ev, tr.x, tr.y, tr.logits, tr.t->eval_batches, &r)) goto done;
+      if (run_eval(m, tr.params, tr.arena, &tr.ev, tr.x, tr.y, tr.logits, eval_limit(tr.t), &r)) goto done;
       if (r.have_accuracy)
         snprintf(rec, sizeof rec, "{\"step\":%lld,\"eval_loss\":%.17g,\"eval_accuracy\":%.17g}", (long long)step,
                  r.loss, r.accuracy);

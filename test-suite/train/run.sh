@@ -57,6 +57,15 @@ build() { # sample exe [target] -> $work/<sample>/<exe>
   return 1
 }
 
+# The fastest target this host supports (the x86 targets are bitwise identical
+# for every thread count and within 1e-5 of c99 per step): the tiny GPT runs
+# and the long runs use it; the MLP runs above stay on c99.
+best_target() {
+  if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo x86-avx512
+  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo x86-avx2
+  else echo c99; fi
+}
+
 sans_timing() { sed -E 's/,"(tokens_per_s|samples_per_s|time_s)":[-0-9.e+]+//g' "$1"; }
 same_run() { # dirA dirB: weights, final checkpoint, loss.svg, metrics without timing
   local a=$1 b=$2 c
@@ -111,7 +120,7 @@ if build mlp mlp; then
 fi
 
 # ---- tiny GPT: determinism, resume after SIGKILL in a checkpoint write ----------------------------
-if build tiny_gpt tinygpt; then
+if build tiny_gpt tinygpt "$(best_target)"; then
   GPT=$work/tiny_gpt/tinygpt
   flags=(--steps 9 --checkpoint-every 3 --eval-every 3 --quiet)
   ok=1
@@ -131,13 +140,6 @@ if build tiny_gpt tinygpt; then
 fi
 
 # ---- long runs ---------------------------------------------------------------------------------
-# Full runs use the fastest target this host supports (the x86 targets are
-# bitwise identical for every thread count and within 1e-5 of c99 per step).
-best_target() {
-  if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo x86-avx512
-  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo x86-avx2
-  else echo c99; fi
-}
 if [ "$LONG" = 1 ]; then
   LT=$(best_target)
   export CK_THREADS=${CK_THREADS:-2}
