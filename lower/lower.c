@@ -629,6 +629,23 @@ static int lower_trace_input(LowerBuf *b) {
   return b && b->kind == LOWER_BUF_INPUT ? b->input_index : -1;
 }
 
+/* The extents shared by ck_conv2d_f32 and ck_conv2d_backward_f32:
+ * N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW. */
+static void arg_conv_extents(LowerStep *s, const IrNode *n, const CkShape *x, const CkShape *w,
+                             const CkShape *y, const int64_t st[2], const int64_t pd[2]) {
+  for (int i = 0; i < 4; i++) arg_int(s, x->dims[i]);
+  arg_int(s, w->dims[0]);
+  arg_int(s, w->dims[2]);
+  arg_int(s, w->dims[3]);
+  arg_int(s, st[0]);
+  arg_int(s, st[1]);
+  arg_int(s, pd[0]);
+  arg_int(s, pd[1]);
+  arg_int(s, ir_get_int(n, "groups", 1));
+  arg_int(s, y->dims[2]);
+  arg_int(s, y->dims[3]);
+}
+
 static void lower_ints2(const IrNode *n, const char *key, int64_t d0, int64_t d1, int64_t out[2]) {
   int cnt = 0;
   const int64_t *v = ir_get_ints(n, key, &cnt);
@@ -916,17 +933,7 @@ static void lower_train_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
     arg_buf(s, lower_operand(c, DY), -1);
     arg_buf(s, bx ? NULL : lower_operand(c, O), -1);
     arg_buf(s, bx ? lower_operand(c, O) : NULL, -1);
-    for (int i = 0; i < 4; i++) arg_int(s, xs->dims[i]);
-    arg_int(s, ws->dims[0]);
-    arg_int(s, ws->dims[2]);
-    arg_int(s, ws->dims[3]);
-    arg_int(s, st[0]);
-    arg_int(s, st[1]);
-    arg_int(s, pd[0]);
-    arg_int(s, pd[1]);
-    arg_int(s, ir_get_int(n, "groups", 1));
-    arg_int(s, DY->shape.dims[2]);
-    arg_int(s, DY->shape.dims[3]);
+    arg_conv_extents(s, n, xs, ws, &DY->shape, st, pd);
     return;
   }
   case IR_OP_MAXPOOL2D_BWD:
@@ -1059,17 +1066,7 @@ static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
     arg_buf(s, lower_operand(c, X), -1);
     arg_buf(s, lower_operand(c, W), -1);
     arg_buf(s, n->nin > 2 ? lower_operand(c, n->in[2]) : NULL, -1);
-    for (int i = 0; i < 4; i++) arg_int(s, X->shape.dims[i]);
-    arg_int(s, W->shape.dims[0]);
-    arg_int(s, W->shape.dims[2]);
-    arg_int(s, W->shape.dims[3]);
-    arg_int(s, st[0]);
-    arg_int(s, st[1]);
-    arg_int(s, pd[0]);
-    arg_int(s, pd[1]);
-    arg_int(s, ir_get_int(n, "groups", 1));
-    arg_int(s, n->shape.dims[2]);
-    arg_int(s, n->shape.dims[3]);
+    arg_conv_extents(s, n, &X->shape, &W->shape, &n->shape, st, pd);
     return;
   }
   case IR_OP_MAXPOOL2D:
