@@ -87,7 +87,7 @@ $(BUILD)/test-suite/unit/suites.h: $(UNIT_SRC)
 $(BUILD)/test-suite/unit/run_unit.o: test-suite/unit/run_unit.c $(BUILD)/test-suite/unit/suites.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
-$(BUILD)/test-suite/unit/%.o: test-suite/unit/%.c | $(BUILD)/grammar/ckm.tab.h $(BUILD)/grammar/lex.yy.h
+$(BUILD)/test-suite/unit/%.o: test-suite/unit/%.c $(wildcard rt-min/*.h) | $(BUILD)/grammar/ckm.tab.h $(BUILD)/grammar/lex.yy.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -Wno-missing-prototypes $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 # Fast x86 kernels (rt-min/x86): each ISA file gets its own -march, outside

@@ -25,7 +25,7 @@ model=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512_bf16|avx512_fp16|amx_tile)$' | tr '\n' ' ')
 caches=$(lscpu | grep -E '^(L1d|L2|L3)' | sed 's/  */ /g' | tr '\n' ';')
 table=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS -u CK_THREADS \
-  "$out/sgemm" "${1:-9}")
+  "$out/sgemm" --shapes "${1:-9}")
 # Other benchmarks write their own marked sections into bench/results.md:
 # only the block between the sgemm markers is replaced, the rest is kept.
 block=$(mktemp)
@@ -40,7 +40,8 @@ trap 'rm -f "$block" "$block.new"' EXIT
   echo "- flags (subset): $flags"
   echo "- load average when run: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine: other work may run)"
   echo "- compiler: $($CC --version | head -n 1)"
-  echo "- C = A @ B, row-major fp32, n x n x n, FLOP = 2n^3; ckc: ck_matmul_f32_fast on a CkPool"
+  echo "- C = A @ B, row-major fp32, n x n x n, FLOP = 2n^3; ckc: ck_gemm_f32 on a CkPool;"
+  echo "  then the products the sample models run (bench/sgemm.c --shapes), same transposes for both"
   echo
   echo "$table"
   echo "<!-- sgemm-bench:end -->"

@@ -6,7 +6,15 @@
  * reports medians. An FMA peak (independent zmm FMA chains, one thread)
  * gives the denominator for "% of peak". Prints a markdown table on stdout;
  * bench/run.sh adds the machine description and writes bench/results.md.
- * Usage: sgemm [reps] (default 9). Never part of `make test`. */
+ * `--shapes` adds a second table: the products the sample models run
+ * (tiny_gpt at M=512, batch-1 inference at M=64, GPT-2-small at M=256, with
+ * the transposes and the accumulate flag their backward uses), OpenBLAS
+ * given the same transposes and beta=1 for accumulate.
+ * Building with -DBENCH_BASELINE=fn (fn with ck_gemm_f32_avx512's signature,
+ * e.g. an older copy of the GEMM renamed) adds it as a third alternated
+ * column, for A/B comparisons of GEMM changes in one process.
+ * Usage: sgemm [--shapes] [--threads N] [reps] (default: 1 and 2 threads,
+ * 9 samples). Never part of `make test`. */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <immintrin.h>
@@ -61,94 +69,240 @@ __attribute__((target("avx512f"), noinline)) static double bench_fma_peak_512(vo
   return (double)iters * 24 * 16 * 2 / (t1 - t0) * 1e-9;
 }
 
+/* One timed product: C (M x N) = op(A) @ op(B), row-major, as the models call it. */
+typedef struct BenchShape {
+  const char *what;
+  int M, N, K, ta, tb, acc;
+} BenchShape;
+
 typedef struct BenchCase {
-  int n, threads;
-  double ck, blas;
+  BenchShape s;
+  int threads;
+  double ck, blas, base;  /* medians of GFLOP/s */
+  double r_blas, r_base;  /* medians of the per-sample ratios ckc/other */
 } BenchCase;
 
 /* Calls per sample so that one sample lasts about 20 ms at ~150 GFLOP/s. */
-static int bench_calls(int n) {
-  double flop = 2.0 * n * n * n, c = 0.02 * 150e9 / flop;
+static int bench_calls(double flop) {
+  double c = 0.02 * 150e9 / flop;
   return c < 1 ? 1 : (int)c;
 }
+
+static void bench_ck(CkPool *pool, const BenchShape *s, float *c, const float *a, const float *b) {
+  ck_gemm_f32(pool, c, a, b, 1, s->M, s->N, s->K, s->ta, s->tb, 0, 0,
+              s->acc ? CK_GEMM_ACCUMULATE : 0);
+}
+
+static void bench_blas(const BenchShape *s, float *c, const float *a, const float *b) {
+  cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans,
+              s->M, s->N, s->K, 1.0f, a, s->ta ? s->M : s->K, b, s->tb ? s->K : s->N,
+              s->acc ? 1.0f : 0.0f, c, s->N);
+}
+
+#ifdef BENCH_BASELINE
+void BENCH_BASELINE(CkPool *pool, float *out, const float *a, const float *b, int64_t batch,
+                    int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t a_bstride,
+                    int64_t b_bstride, int flags);
+#endif
+
+/* Alternates ckc and OpenBLAS (and the baseline) on one shape; medians. */
+static void bench_shape(CkPool *pool, BenchCase *bc, int reps, double *peak) {
+  const BenchShape *s = &bc->s;
+  size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, no = (size_t)s->M * s->N, i;
+  double flop1 = 2.0 * s->M * s->N * s->K, maxd = 0, scale = 1;
+  int calls = bench_calls(flop1), r, c;
+  double flop = flop1 * calls;
+  float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
+  float *c1 = calloc(no, sizeof *c1), *c2 = calloc(no, sizeof *c2), *c3 = calloc(no, sizeof *c3);
+  double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2);
+  double *s3 = malloc((size_t)reps * sizeof *s3), *q2 = malloc((size_t)reps * sizeof *q2);
+  double *q3 = malloc((size_t)reps * sizeof *q3);
+  if (!a || !b || !c1 || !c2 || !c3 || !s1 || !s2 || !s3 || !q2 || !q3) {
+    fprintf(stderr, "sgemm: out of memory\n");
+    exit(1);
+  }
+  for (i = 0; i < na; i++) a[i] = (float)((i * 7919u) % 1000u) / 1000.0f - 0.5f;
+  for (i = 0; i < nb; i++) b[i] = (float)((i * 104729u) % 997u) / 997.0f - 0.5f;
+  /* warm-up (pages, pool scratch, BLAS buffers) and a cross-check */
+  bench_ck(pool, s, c1, a, b);
+  bench_blas(s, c2, a, b);
+  for (i = 0; i < no; i++) {
+    double d = fabs((double)c1[i] - (double)c2[i]);
+    if (d > maxd) maxd = d;
+    if (fabs((double)c2[i]) > scale) scale = fabs((double)c2[i]);
+  }
+  if (maxd > 1e-5 * scale * sqrt((double)s->K))
+    fprintf(stderr, "sgemm: %dx%dx%d results differ by %g\n", s->M, s->N, s->K, maxd);
+  for (r = 0; r < 3; r++) {
+    double p = bench_fma_peak_512();
+    *peak = p > *peak ? p : *peak;
+  }
+  for (r = 0; r < reps; r++) {
+    double t0 = bench_now(), t1;
+    for (c = 0; c < calls; c++) bench_ck(pool, s, c1, a, b);
+    t1 = bench_now();
+    s1[r] = flop / (t1 - t0) * 1e-9;
+    t0 = bench_now();
+    for (c = 0; c < calls; c++) bench_blas(s, c2, a, b);
+    t1 = bench_now();
+    s2[r] = flop / (t1 - t0) * 1e-9;
+    s3[r] = 0;
+#ifdef BENCH_BASELINE
+    t0 = bench_now();
+    for (c = 0; c < calls; c++)
+      BENCH_BASELINE(pool, c3, a, b, 1, s->M, s->N, s->K, s->ta, s->tb, 0, 0,
+                     s->acc ? CK_GEMM_ACCUMULATE : 0);
+    t1 = bench_now();
+    s3[r] = flop / (t1 - t0) * 1e-9;
+#endif
+    q2[r] = s1[r] / s2[r];
+    q3[r] = s3[r] > 0 ? s1[r] / s3[r] : 0;
+  }
+  bc->ck = bench_median(s1, reps);
+  bc->blas = bench_median(s2, reps);
+  bc->base = bench_median(s3, reps);
+  bc->r_blas = bench_median(q2, reps);
+  bc->r_base = bench_median(q3, reps);
+  free(a), free(b), free(c1), free(c2), free(c3), free(s1), free(s2), free(s3), free(q2), free(q3);
+}
+
+/* The products of samples/tiny_gpt.ckm (B*T = 512 rows, C = 128, V = 256),
+ * its batch-1 forward (64 rows) and samples/gpt2_small.ckm (B*T = 256 rows,
+ * C = 768, V = 50257), as lower_x86 emits them: weights are [out, in], so
+ * forward is tb=1, dX = dY @ W is plain, dW = dY^T @ X is ta=1, accumulated. */
+static const BenchShape bench_model_shapes[] = {
+    {"tiny_gpt fwd qkv", 512, 384, 128, 0, 1, 0},
+    {"tiny_gpt fwd proj", 512, 128, 128, 0, 1, 0},
+    {"tiny_gpt fwd fc", 512, 512, 128, 0, 1, 0},
+    {"tiny_gpt fwd fc2", 512, 128, 512, 0, 1, 0},
+    {"tiny_gpt fwd head", 512, 256, 128, 0, 1, 0},
+    {"tiny_gpt dX qkv", 512, 128, 384, 0, 0, 0},
+    {"tiny_gpt dX fc", 512, 512, 128, 0, 0, 0},
+    {"tiny_gpt dX fc2", 512, 128, 512, 0, 0, 0},
+    {"tiny_gpt dW qkv", 384, 128, 512, 1, 0, 1},
+    {"tiny_gpt dW proj", 128, 128, 512, 1, 0, 1},
+    {"tiny_gpt dW fc2", 128, 512, 512, 1, 0, 1},
+    {"infer fwd qkv", 64, 384, 128, 0, 1, 0},
+    {"infer fwd fc", 64, 512, 128, 0, 1, 0},
+    {"infer fwd fc2", 64, 128, 512, 0, 1, 0},
+    {"infer fwd head", 64, 256, 128, 0, 1, 0},
+    {"gpt2 fwd qkv", 256, 2304, 768, 0, 1, 0},
+    {"gpt2 fwd proj", 256, 768, 768, 0, 1, 0},
+    {"gpt2 fwd fc", 256, 3072, 768, 0, 1, 0},
+    {"gpt2 fwd fc2", 256, 768, 3072, 0, 1, 0},
+    {"gpt2 fwd head", 256, 50257, 768, 0, 1, 0},
+    {"gpt2 dX fc", 256, 768, 3072, 0, 0, 0},
+    {"gpt2 dX head", 256, 768, 50257, 0, 0, 0},
+    {"gpt2 dW fc", 3072, 768, 256, 1, 0, 1},
+    {"gpt2 dW qkv", 2304, 768, 256, 1, 0, 1},
+    {"gpt2 dW head", 50257, 768, 256, 1, 0, 0},
+};
 
 int main(int argc, char **argv) {
   static const int sizes[] = {256, 512, 1024, 2048};
   static const int threads[] = {1, 2};
-  int reps = argc > 1 ? atoi(argv[1]) : 9;
-  double peak, peak_samples[5];
-  BenchCase cases[8];
-  int nc = 0, si, ti, r, i;
+  int nshapes = (int)(sizeof bench_model_shapes / sizeof bench_model_shapes[0]);
+  int reps = 9, shapes = 0, ncases, nc = 0, si, ti, i, npeak = 5, only = 0;
+  double peak = 0;
+  BenchCase *cases;
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--shapes") == 0) shapes = 1;
+    else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) only = atoi(argv[++i]);
+    else reps = atoi(argv[i]);
+  }
   if (reps < 1) reps = 9;
   if (!ck_gemm_cpu_has(CK_GEMM_AVX512)) {
     fprintf(stderr, "sgemm: this benchmark needs AVX-512F\n");
     return 1;
   }
+  ncases = 2 * (4 + (shapes ? nshapes : 0));
+  cases = calloc((size_t)ncases, sizeof *cases);
+  if (!cases) return 1;
   /* The peak is a property of the core: other tenants can only lower a
    * sample, so take the best of samples spread over the whole run. */
-  peak = 0;
-  for (i = 0; i < 5; i++) peak_samples[i] = bench_fma_peak_512();
-  for (i = 0; i < 5; i++) peak = peak_samples[i] > peak ? peak_samples[i] : peak;
+  for (i = 0; i < 5; i++) {
+    double p = bench_fma_peak_512();
+    peak = p > peak ? p : peak;
+  }
   for (ti = 0; ti < 2; ti++) {
-    CkPool *pool = ck_pool_create(threads[ti]);
+    CkPool *pool;
+    if (only > 0 && threads[ti] != only) continue;
+    pool = ck_pool_create(threads[ti]);
     openblas_set_num_threads(threads[ti]);
-    for (si = 0; si < 4; si++) {
-      int n = sizes[si], calls = bench_calls(n), c;
-      size_t nn = (size_t)n * n;
-      float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b);
-      float *c1 = malloc(nn * sizeof *c1), *c2 = malloc(nn * sizeof *c2);
-      double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2);
-      double flop = 2.0 * n * n * n * calls, maxd = 0;
-      for (i = 0; i < (int)nn; i++) {
-        a[i] = (float)(((uint64_t)i * 7919u) % 1000u) / 1000.0f - 0.5f;
-        b[i] = (float)(((uint64_t)i * 104729u) % 997u) / 997.0f - 0.5f;
+    for (si = 0; si < 4 + (shapes ? nshapes : 0); si++) {
+      BenchCase *bc = &cases[nc++];
+      if (si < 4) {
+        BenchShape sq = {"square", sizes[si], sizes[si], sizes[si], 0, 0, 0};
+        bc->s = sq;
+      } else {
+        bc->s = bench_model_shapes[si - 4];
       }
-      for (r = 0; r < 2; r++) { /* warm-up: pages, pool scratch, BLAS buffers */
-        ck_matmul_f32_fast(pool, c1, a, b, 1, n, n, n, 0, 0, 0, 0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                    c2, n);
-      }
-      for (i = 0; i < (int)nn; i++) {
-        double d = fabs((double)c1[i] - (double)c2[i]);
-        if (d > maxd) maxd = d;
-      }
-      if (maxd > 1e-3) fprintf(stderr, "sgemm: n=%d results differ by %g\n", n, maxd);
-      for (r = 0; r < 3; r++) {
-        double p = bench_fma_peak_512();
-        peak = p > peak ? p : peak;
-      }
-      for (r = 0; r < reps; r++) {
-        double t0 = bench_now(), t1;
-        for (c = 0; c < calls; c++) ck_matmul_f32_fast(pool, c1, a, b, 1, n, n, n, 0, 0, 0, 0);
-        t1 = bench_now();
-        s1[r] = flop / (t1 - t0) * 1e-9;
-        t0 = bench_now();
-        for (c = 0; c < calls; c++)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
-                      c2, n);
-        t1 = bench_now();
-        s2[r] = flop / (t1 - t0) * 1e-9;
-      }
-      cases[nc].n = n;
-      cases[nc].threads = threads[ti];
-      cases[nc].ck = bench_median(s1, reps);
-      cases[nc].blas = bench_median(s2, reps);
-      nc++;
-      free(a), free(b), free(c1), free(c2), free(s1), free(s2);
+      bc->threads = threads[ti];
+      bench_shape(pool, bc, reps, &peak);
+      npeak += 3;
     }
     ck_pool_destroy(pool);
   }
   printf("Measured FMA peak (1 thread, AVX-512, 24 independent chains, best of %d samples spread "
          "over the run): %.1f GFLOP/s; 2-thread peak taken as 2x.\n\n",
-         5 + 3 * nc,
-         peak);
-  printf("OpenBLAS: %s (core %s). Medians of %d samples, alternating.\n\n", openblas_get_config(),
+         npeak, peak);
+  printf("OpenBLAS: %s (core %s). Medians of %d samples, alternating; a ratio is the median of "
+         "the per-sample ratios (robust to load that comes and goes).\n\n",
+         openblas_get_config(),
          openblas_get_corename(), reps);
-  printf("| n | threads | ckc GFLOP/s | OpenBLAS GFLOP/s | ckc/OpenBLAS | ckc %% of peak |\n");
-  printf("|---:|---:|---:|---:|---:|---:|\n");
-  for (i = 0; i < nc; i++)
-    printf("| %d | %d | %.1f | %.1f | %.3f | %.1f%% |\n", cases[i].n, cases[i].threads, cases[i].ck,
-           cases[i].blas, cases[i].ck / cases[i].blas,
-           100.0 * cases[i].ck / (peak * cases[i].threads));
+  printf("| n | threads | ckc GFLOP/s | OpenBLAS GFLOP/s | ckc/OpenBLAS | ckc %% of peak |%s\n",
+#ifdef BENCH_BASELINE
+         " baseline GFLOP/s | ckc/baseline |"
+#else
+         ""
+#endif
+  );
+  printf("|---:|---:|---:|---:|---:|---:|%s\n",
+#ifdef BENCH_BASELINE
+         "---:|---:|"
+#else
+         ""
+#endif
+  );
+  for (i = 0; i < nc; i++) {
+    const BenchCase *x = &cases[i];
+    if (strcmp(x->s.what, "square") != 0) continue;
+    printf("| %d | %d | %.1f | %.1f | %.3f | %.1f%% |", x->s.M, x->threads, x->ck, x->blas,
+           x->r_blas, 100.0 * x->ck / (peak * x->threads));
+#ifdef BENCH_BASELINE
+    printf(" %.1f | %.3f |", x->base, x->r_base);
+#endif
+    printf("\n");
+  }
+  if (shapes) {
+    printf("\nModel shapes (C = op(A) @ op(B), M x N x K; acc: C += ..., OpenBLAS beta = 1):\n\n");
+    printf("| product | M x N x K | ta tb acc | threads | ckc GFLOP/s | OpenBLAS GFLOP/s | "
+           "ckc/OpenBLAS | ckc %% of peak |%s\n",
+#ifdef BENCH_BASELINE
+           " baseline GFLOP/s | ckc/baseline |"
+#else
+           ""
+#endif
+    );
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|%s\n",
+#ifdef BENCH_BASELINE
+           "---:|---:|"
+#else
+           ""
+#endif
+    );
+    for (i = 0; i < nc; i++) {
+      const BenchCase *x = &cases[i];
+      if (strcmp(x->s.what, "square") == 0) continue;
+      printf("| %s | %dx%dx%d | %d %d %d | %d | %.1f | %.1f | %.3f | %.1f%% |", x->s.what, x->s.M,
+             x->s.N, x->s.K, x->s.ta, x->s.tb, x->s.acc, x->threads, x->ck, x->blas,
+             x->r_blas, 100.0 * x->ck / (peak * x->threads));
+#ifdef BENCH_BASELINE
+      printf(" %.1f | %.3f |", x->base, x->r_base);
+#endif
+      printf("\n");
+    }
+  }
+  free(cases);
   return 0;
 }

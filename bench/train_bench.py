@@ -506,9 +506,12 @@ def run_group(name, cfg, data, sides, threads, log):
     return res
 
 
-def run_infer(targets_built, threads_for, reps, rounds, log):
-    """tiny_gpt batch 1: a C harness around <exe>_forward (no process start,
-    no file I/O) against torch.inference_mode(); medians of per-call times."""
+def run_infer(targets_built, threads_for, reps, rounds, log, mode="forward"):
+    """tiny_gpt batch 1: a C harness around <exe>_forward (mode "forward": the
+    full 64-token forward) or <exe>_decode (mode "decode": one call per
+    generated token with the K/V cache, positions 0..63 of a sequence per
+    rep), no process start, no file I/O, against torch_side.py infer /
+    decode under torch.inference_mode(); medians of per-call times."""
     res = {}
     harness = os.path.join(WORK, "infer_harness.c")
     sides = []
@@ -525,6 +528,9 @@ def run_infer(targets_built, threads_for, reps, rounds, log):
             log("  infer harness does not build for %s:\n%s" % (target, cc.stderr[-1500:]))
             res[target] = dict(error="harness does not build")
             continue
+        if mode == "decode" and "_decode(" not in open(os.path.join(outdir, "tinygpt.h")).read():
+            res[target] = dict(error="no decode entry")
+            continue
         for t in threads_for(target):
             sides.append(((target, exe), t))
     for t in sorted({t for _, t in sides}):
@@ -533,30 +539,34 @@ def run_infer(targets_built, threads_for, reps, rounds, log):
         order = sides[r % len(sides):] + sides[:r % len(sides)]
         for side, t in order:
             if side == "torch":
-                out, _ = torch_run("infer", "tiny_gpt", t, ["--reps", str(reps)])
-                ts = out["forward_s"]
+                out, _ = torch_run("infer" if mode == "forward" else "decode", "tiny_gpt", t,
+                                   ["--reps", str(reps)])
+                ts = out["forward_s" if mode == "forward" else "decode_s"]
                 key = ("torch", t)
             else:
-                rc, _, _, text = run_measured([side[1], str(reps)], env=ckc_env(t))
+                rc, _, _, text = run_measured([side[1], str(reps), mode], env=ckc_env(t))
                 check(rc, text, side[1])
                 ts = [float(x) for x in text.split()]
                 key = (side[0], t)
             m = 1000 * med(ts[max(1, len(ts) // 10):])
             res.setdefault(key, []).append(m)
-            log("  tiny_gpt B=1 infer %-8s %dT round %d: %.3f ms" % (key[0], t, r + 1, m))
+            log("  tiny_gpt B=1 %s %-8s %dT round %d: %.3f ms" % (mode, key[0], t, r + 1, m))
     return res
 
 
 INFER_HARNESS_C = r"""
 /* build/bench/infer_harness.c (written by bench/train_bench.py): times
- * PREFIX_forward of a generated tiny_gpt with B = 1, one call per sample. */
+ * tinygpt_forward of a generated tiny_gpt with B = 1, one call per sample
+ * (`infer-bench REPS forward`), or tinygpt_decode, one call per token of
+ * REPS sequences of T tokens with the K/V cache (`infer-bench REPS decode`). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "tinygpt.h"
 int main(int argc, char **argv) {
-  int reps = argc > 1 ? atoi(argv[1]) : 100, r;
+  int reps = argc > 1 ? atoi(argv[1]) : 100, r, dec = argc > 2 && strcmp(argv[2], "decode") == 0;
   long i;
   float *params = malloc(TINYGPT_PARAMS_BYTES), *arena = malloc(TINYGPT_ARENA_BYTES);
   float *out = malloc(sizeof(float) * TINYGPT_OUT_COUNT);
@@ -571,12 +581,25 @@ int main(int argc, char **argv) {
 #ifdef CK_POOL_H /* x86 targets: the entry points take the thread pool first */
   CkPool *pool = ck_pool_create(0);
 #define FORWARD() tinygpt_forward(pool, params, arena, idx, out)
+#define DECODE(p) tinygpt_decode(pool, params, cache, darena, idx + (p), (p), out)
 #else
 #define FORWARD() tinygpt_forward(params, arena, idx, out)
+#define DECODE(p) tinygpt_decode(params, cache, darena, idx + (p), (p), out)
 #endif
-  for (r = 0; r < reps; r++) {
+#ifdef TINYGPT_DECODE_MAX_POS
+  float *cache = malloc(TINYGPT_CACHE_BYTES), *darena = malloc(TINYGPT_DECODE_ARENA_BYTES);
+  if (!cache || !darena) return 1;
+#else
+  if (dec) return 1; /* no decode entry */
+#endif
+  for (r = 0; r < reps * (dec ? TINYGPT_IDX_COUNT : 1); r++) {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
+#ifdef TINYGPT_DECODE_MAX_POS
+    if (dec) {
+      if (DECODE(r % TINYGPT_IDX_COUNT) != 0) return 1;
+    } else
+#endif
     if (FORWARD() != 0) return 1;
     clock_gettime(CLOCK_MONOTONIC, &b);
     printf("%.9f\n", (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec));
@@ -591,7 +614,8 @@ def fmt(x, nd=2):
     return "n/a" if x is None or x != x else ("%.*f" % (nd, x))
 
 
-def report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows, notes, torch_version):
+def report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows, notes, torch_version,
+           decode_rows=()):
     L = [BEGIN, "## Training and inference: ckc vs PyTorch (bench/train_bench.py)", ""]
     L.append("Machine: %s, %s RAM; %s; %s; Python %s, PyTorch %s; %s. Run %s, "
              "load average at start %s (the machine is shared: medians, side by side)."
@@ -628,6 +652,22 @@ def report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows
             r["target"], r["threads"], fmt(r["ckc_ms"], 3), fmt(r["torch_ms"], 3),
             fmt(r["torch_ms"] / r["ckc_ms"]), fmt(r["ckc_mfu"])))
     L.append("")
+    if decode_rows:
+        L.append("### Generation: tiny_gpt, batch 1, per token with a K/V cache (ms per token, median)")
+        L.append("")
+        L.append("ckc: `tinygpt_decode` (passes/decode.c), positions 0..63 of a sequence, every call "
+                 "timed; PyTorch: `torch_side.py decode`, a preallocated K/V cache under "
+                 "torch.inference_mode() (checked against the full forward first).")
+        L.append("")
+        L.append("| ckc target | threads | ckc ms/token | PyTorch ms/token | ratio |")
+        L.append("|---|---|---|---|---|")
+        for r in decode_rows:
+            if r.get("na"):
+                L.append("| %s | %s | %s | | |" % (r["target"], r["threads"], r["na"]))
+                continue
+            L.append("| %s | %d | %s | %s | %s |" % (r["target"], r["threads"], fmt(r["ckc_ms"], 4),
+                                                   fmt(r["torch_ms"], 4), fmt(r["torch_ms"] / r["ckc_ms"])))
+        L.append("")
     L.append("### ckc compile time (median of 5) and generated project build time")
     L.append("")
     L.append("| sample | target | ckc compile ms (median) | min | `make` s |")
@@ -766,7 +806,7 @@ def main():
             notes.append("gpt2_small ran on %s only (--gpt2-targets all for every target)."
                          % ",".join(mtargets))
 
-    infer_rows = []
+    infer_rows, decode_rows = [], []
     if "tiny_gpt" not in models:
         infer_rows.append(dict(target="-", threads=1, na="not run: tiny_gpt is not in --models"))
     else:
@@ -790,6 +830,16 @@ def main():
         if not any(pools.values()):
             infer_rows.append(dict(target="-", threads=2,
                                    na="not available yet: no ckc host target with a thread pool"))
+        log("tiny_gpt batch-1 generation, per token with the K/V cache:")
+        dres = run_infer(built, lambda t: [1, 2] if pools[t] else [1],
+                         3 if args.quick else 10, 1 if args.quick else 3, log, mode="decode")
+        for t, _ in built:
+            for th in ([1, 2] if pools[t] else [1]):
+                if (t, th) not in dres:
+                    decode_rows.append(dict(target=t, threads=th, na="no decode entry or harness did not build"))
+                    continue
+                decode_rows.append(dict(target=t, threads=th, ckc_ms=med(dres[(t, th)]),
+                                        torch_ms=med(dres.get(("torch", th), []))))
 
     # Peak RSS floor of the PyTorch side: the interpreter with torch imported.
     _, idle_rss = torch_run("idle", "mlp", 1, [])
@@ -798,7 +848,8 @@ def main():
                  "peaks at %.0f MiB here. ckc's includes its final checkpoint and weights "
                  "files, which the runtime assembles in memory before writing." % idle_rss)
     notes.append("Whole bench: %.0f s." % (time.time() - t_start))
-    section = report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows, notes, torch_version)
+    section = report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows, notes, torch_version,
+                     decode_rows)
     print()
     print(section)
     write_results(args.results, section)

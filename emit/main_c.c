@@ -157,6 +157,20 @@ static void emit_forward_entry(const LowerModule *lm, CkcBuf *b) {
                   "static void ctx_destroy(void *ctx) { ck_pool_destroy((CkPool *)ctx); }\n\n");
 }
 
+/* The decode entry (passes/decode.c) behind CkModelDesc.decode: the
+ * context is the pool on x86 and unused on c99. */
+static void emit_decode_entry(const LowerModule *lm, CkcBuf *b) {
+  ckc_buf_puts(b, "/* decode with a K/V cache (CkModelDesc.decode). */\n"
+                  "static int decode_entry(void *ctx, const float *params, float *cache, void *arena,\n"
+                  "                        const int32_t *tokens, int64_t pos, float *logits) {\n");
+  if (lm->target->pool)
+    ckc_buf_printf(b, "  return %s_decode((CkPool *)ctx, params, cache, (float *)arena, tokens, pos, logits);\n}\n\n",
+                   lm->prefix);
+  else
+    ckc_buf_printf(b, "  (void)ctx;\n  return %s_decode(params, cache, (float *)arena, tokens, pos, logits);\n}\n\n",
+                   lm->prefix);
+}
+
 /* loss/train_step adapters to CkLossFn/CkTrainStepFn and the ctx variants. */
 static void emit_train_entries(const LowerModule *lm, CkcBuf *b) {
   const char *P = lm->prefix;
@@ -277,7 +291,8 @@ static void emit_train_desc(const LowerModule *lm, CkcBuf *b) {
     ckc_buf_puts(b, ",\n");
   }
   if (lm->target->pool)
-    ckc_buf_puts(b, "    .loss_ctx = loss_entry_ctx,\n    .train_step_ctx = train_step_entry_ctx,\n");
+    ckc_buf_puts(b, "    .loss_ctx = loss_entry_ctx,\n    .train_step_ctx = train_step_entry_ctx,\n"
+                    "    .optim_ops = &ck_x86_optim_ops,\n");
   ckc_buf_puts(b, "};\n\n");
 }
 
@@ -291,12 +306,13 @@ void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
                  " *   %s info | init | infer%s | grad\n"
                  " * (`%s --help` lists their options). */\n",
                  p->module->model_name, P, lm->loss ? " | train | eval | sample" : "", P);
-  ckc_buf_printf(b, "#include <stddef.h>\n#include <stdint.h>\n\n#include \"ck_model.h\"\n#include \"%s.h\"\n\n",
-                 emit_stem(p));
+  ckc_buf_printf(b, "#include <stddef.h>\n#include <stdint.h>\n\n#include \"ck_model.h\"\n%s#include \"%s.h\"\n\n",
+                 lm->target->pool && lm->loss ? "#include \"ck_x86_optim.h\"\n" : "", emit_stem(p));
   emit_params(lm, b);
   emit_inputs(lm, b);
   emit_forward_entry(lm, b);
   if (lm->loss && lm->target->pool) emit_train_entries(lm, b);
+  if (lm->decode) emit_decode_entry(lm, b);
   if (lm->loss) emit_train_desc(lm, b);
   ckc_buf_puts(b, "static const CkModelDesc desc = {\n    .name = ");
   emit_cstring(b, p->module->model_name);
@@ -317,6 +333,9 @@ void emit_main_c(const LowerModule *lm, const char *digest, CkcBuf *b) {
   if (lm->target->pool)
     ckc_buf_puts(b, "    .ctx_create = ctx_create,\n    .ctx_destroy = ctx_destroy,\n"
                     "    .forward_ctx = forward_entry_ctx,\n");
+  if (lm->decode)
+    ckc_buf_printf(b, "    .decode = decode_entry,\n    .decode_arena_bytes = %s_DECODE_ARENA_BYTES,\n"
+                      "    .cache_bytes = %s_CACHE_BYTES,\n    .decode_max_pos = %s_DECODE_MAX_POS,\n", U, U, U);
   ckc_buf_puts(b, "};\n\n");
   ckc_buf_puts(b, "int main(int argc, char **argv) { return ck_main(argc, argv, &desc); }\n");
 }

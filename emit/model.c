@@ -144,12 +144,40 @@ static void emit_prototype(const LowerProgram *p, CkcBuf *b) {
                       "    const void *data_y, float *loss)", p->prefix, pool);
     return;
   }
+  if (p->entry == LOWER_ENTRY_DECODE) {
+    ckc_buf_printf(b, "int %s_decode(%sconst float *params, float *cache, float *arena, const int32_t *tokens,\n"
+                      "    int64_t pos, float *logits)", p->prefix, pool);
+    return;
+  }
   ckc_buf_printf(b, "int %s_forward(%sconst float *params, float *arena", p->prefix, pool);
   for (int k = 0; k < p->inputs.len; k++) {
     const LowerBuf *x = p->inputs.items[k];
     ckc_buf_printf(b, ", const %s *%s", ctype(x->dtype), x->cname);
   }
   ckc_buf_printf(b, ", %s *out)", ctype(p->out->dtype));
+}
+
+/* The decode entry of a language model (passes/decode.c): its sizes and
+ * prototype, after the other entries. */
+static void emit_decode_h(const LowerProgram *p, CkcBuf *b) {
+  const char *U = p->upper, *P = p->prefix;
+  ckc_buf_printf(b,
+                 "\n/* Generation with a K/V cache: the logits of one position for every row,\n"
+                 " * tokens[b] being row b's token at position pos. The cache (%s_CACHE_BYTES,\n"
+                 " * caller-owned, kept between calls) holds every attention layer's keys and\n"
+                 " * values of positions 0..pos-1; this call stores position pos. So decode\n"
+                 " * pos = 0, 1, ... in order (a new sequence starts again at 0); the logits\n"
+                 " * equal %s_forward's at that position. pos outside [0, %s_DECODE_MAX_POS)\n"
+                 " * returns %s_ERR_INDEX_RANGE + 1, a bad token + 0. Arena: %s_DECODE_ARENA_BYTES. */\n",
+                 U, P, U, U, U);
+  ckc_buf_printf(b, "#define %s_DECODE_MAX_POS %lld\n", U, (long long)p->max_pos);
+  ckc_buf_printf(b, "#define %s_CACHE_BYTES %lld\n", U, (long long)p->cache_bytes);
+  ckc_buf_printf(b, "#define %s_DECODE_ARENA_BYTES %lld\n", U, (long long)p->arena_bytes);
+  ckc_buf_printf(b, "#define %s_DECODE_LOGITS_COUNT %lld /* ", U, (long long)p->out->numel);
+  emit_type(p->out, b);
+  ckc_buf_puts(b, " */\n");
+  emit_prototype(p, b);
+  ckc_buf_puts(b, ";\n");
 }
 
 void emit_model_h(const LowerModule *lm, CkcBuf *b) {
@@ -250,6 +278,7 @@ void emit_model_h(const LowerModule *lm, CkcBuf *b) {
     emit_prototype(lm->train_step, b);
     ckc_buf_puts(b, ";\n");
   }
+  if (lm->decode) emit_decode_h(lm->decode, b);
   ckc_buf_printf(b, "\n#endif /* %s_H */\n", U);
 }
 
@@ -390,6 +419,11 @@ static void emit_decl(EmitFn *f, LowerBuf *x) {
     emit_type(x, b);
     ckc_buf_printf(b, " %s */\n", x->name);
     break;
+  case LOWER_BUF_CACHE:
+    ckc_buf_printf(b, "  float *const %s = cache + %lld; /* ", x->cname, (long long)(x->offset / 4));
+    emit_type(x, b);
+    ckc_buf_puts(b, " rows 0..pos of the K/V cache */\n");
+    break;
   case LOWER_BUF_GRAD:
     ckc_buf_printf(b, "  float *const %s = grads + %lld; /* ", x->cname, (long long)(x->offset / 4));
     emit_type(x, b);
@@ -433,13 +467,37 @@ static void emit_loops_close(CkcBuf *b, const LowerStep *s) {
 
 static bool is_float(CkDType t) { return t == CK_DT_F32 || t == CK_DT_F64; }
 
+/* Targets with vec_math (x86): the f32 math of a loop calls the inline,
+ * branch-free versions of rt-min/x86/ck_x86_math.h instead of libm and the
+ * out-of-line ck_kernels.c helpers, so that gcc vectorises the loop. They
+ * differ from those by rounding only (ulp bounds in that header). */
+static const char *emit_vec_math_fn(IrOp op, bool gelu_tanh) {
+  switch (op) {
+  case IR_OP_EXP: return "ck_x86_expf";
+  case IR_OP_LOG: return "ck_x86_logf";
+  case IR_OP_TANH: return "ck_x86_tanhf";
+  case IR_OP_ERF: return "ck_x86_erff";
+  case IR_OP_SIGMOID: return "ck_x86_sigmoidf";
+  case IR_OP_SILU: return "ck_x86_siluf";
+  case IR_OP_RELU: return "ck_x86_reluf";
+  case IR_OP_RSQRT: return "ck_x86_rsqrtf";
+  case IR_OP_GELU: return gelu_tanh ? "ck_x86_gelu_tanhf" : "ck_x86_gelu_erff";
+  default: return NULL;
+  }
+}
+
 /* One elementwise op in C: operators where C has them, math.h or the
- * ck_kernels.h scalar helpers otherwise. NaN propagates through
- * maximum/minimum/relu as in PyTorch. */
-static void emit_op_expr(CkcBuf *b, const LowerInstr *in) {
+ * ck_kernels.h scalar helpers otherwise (ck_x86_math.h with vec_math). NaN
+ * propagates through maximum/minimum/relu as in PyTorch. */
+static void emit_op_expr(CkcBuf *b, const LowerInstr *in, bool vec_math) {
   bool f32 = in->in_dtype == CK_DT_F32;
   bool flt = is_float(in->in_dtype);
   int A = in->a, B = in->b, C = in->c;
+  const char *vfn = vec_math && f32 && in->dtype == CK_DT_F32 ? emit_vec_math_fn(in->op, in->gelu_tanh) : NULL;
+  if (vfn) {
+    ckc_buf_printf(b, "%s(e%d)", vfn, A);
+    return;
+  }
   switch (in->op) {
   case IR_OP_ADD: ckc_buf_printf(b, "e%d + e%d", A, B); break;
   case IR_OP_SUB: ckc_buf_printf(b, "e%d - e%d", A, B); break;
@@ -540,7 +598,7 @@ static void emit_loop_step(EmitFn *f, const LowerStep *s) {
       ckc_buf_puts(b, "]");
       break;
     case LOWER_I_CONST: emit_literal(b, in->dtype, in->value); break;
-    case LOWER_I_OP: emit_op_expr(b, in); break;
+    case LOWER_I_OP: emit_op_expr(b, in, f->p->target->vec_math); break;
     }
     ckc_buf_puts(b, ";\n");
   }
@@ -606,6 +664,7 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
     case LOWER_ARG_ELSIZE: ckc_buf_printf(b, "sizeof(%s)", ctype(a->dtype)); break;
     case LOWER_ARG_INTS: ckc_buf_printf(b, "k%d", nk++); break;
     case LOWER_ARG_POOL: ckc_buf_puts(b, "pool"); break;
+    case LOWER_ARG_POS: ckc_buf_puts(b, "pos"); break;
     }
   }
   if (s->check_input >= 0)
@@ -617,7 +676,7 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
   if (has_ints) ckc_buf_puts(b, "  }\n");
 }
 
-static const char *const emit_entry_names[] = {"forward", "loss", "train_step"};
+static const char *const emit_entry_names[] = {"forward", "loss", "train_step", "decode"};
 
 /* The comment of a step that is not an IR node's own computation: the
  * gradient accumulation of train_step and the optional copy of the logits. */
@@ -637,13 +696,26 @@ static bool emit_special_comment(EmitFn *f, const LowerStep *s) {
   return false;
 }
 
+/* decode's own prologue: pos checked against the cache length (the int32
+ * position row that position embeddings read is made from it), and casts
+ * to void for a cache or position no step uses. */
+static void emit_decode_prologue(const LowerProgram *p, CkcBuf *b, bool any_cache, const bool *used) {
+  const LowerBuf *position = p->inputs.len > 1 ? p->inputs.items[1] : NULL;
+  if (!any_cache) ckc_buf_puts(b, "  (void)cache;\n");
+  ckc_buf_printf(b, "  if (pos < 0 || pos >= %s_DECODE_MAX_POS) return %s_ERR_INDEX_RANGE + 1;\n", p->upper,
+                 p->upper);
+  if (position && used[position->id])
+    ckc_buf_printf(b, "  const int32_t %s[1] = {(int32_t)pos}; /* the row of position-indexed parameters */\n",
+                   position->cname);
+}
+
 /* One entry function: the prologue (views of params, typed views of the
  * batch for loss/train_step, (void) for what no step uses), then each step
  * under the comment of the IR node it computes. */
 static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
   CkcArena *a = p->module->arena;
   EmitFn f = {p, b, CKC_NEW_ARRAY(a, bool, p->bufs.len + 1)};
-  bool fwd = p->entry == LOWER_ENTRY_FORWARD;
+  bool fwd = p->entry == LOWER_ENTRY_FORWARD || p->entry == LOWER_ENTRY_DECODE;
   /* which buffers does any step touch? */
   bool *used = CKC_NEW_ARRAY(a, bool, p->bufs.len + 1);
   for (int si = 0; si < p->steps.len; si++) {
@@ -659,19 +731,22 @@ static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
   emit_prototype(p, b);
   ckc_buf_puts(b, " {\n");
   if (p->target->pool) ckc_buf_puts(b, "  (void)pool; /* kernels that do not thread ignore it */\n");
-  bool any_param = false, any_arena = false, any_grad = false;
+  bool any_param = false, any_arena = false, any_grad = false, any_cache = false;
   for (int i = 0; i < p->bufs.len; i++) {
     const LowerBuf *x = p->bufs.items[i];
     if (!used[x->id]) continue;
     if (x->kind == LOWER_BUF_PARAM) any_param = true;
     if (x->kind == LOWER_BUF_ARENA) any_arena = true;
     if (x->kind == LOWER_BUF_GRAD) any_grad = true;
+    if (x->kind == LOWER_BUF_CACHE) any_cache = true;
   }
+  if (p->entry == LOWER_ENTRY_DECODE) emit_decode_prologue(p, b, any_cache, used);
   if (!any_param) ckc_buf_puts(b, "  (void)params;\n");
   if (fwd) {
     if (!any_arena) ckc_buf_puts(b, "  (void)arena;\n");
     for (int k = 0; k < p->inputs.len; k++)
-      if (!used[p->inputs.items[k]->id]) ckc_buf_printf(b, "  (void)%s;\n", p->inputs.items[k]->cname);
+      if (!used[p->inputs.items[k]->id] && (p->entry != LOWER_ENTRY_DECODE || k == 0))
+        ckc_buf_printf(b, "  (void)%s;\n", p->inputs.items[k]->cname);
   } else {
     if (p->entry == LOWER_ENTRY_TRAIN_STEP && !any_grad) ckc_buf_puts(b, "  (void)grads;\n");
     if (p->entry == LOWER_ENTRY_LOSS && !p->logits) ckc_buf_puts(b, "  (void)logits;\n");
@@ -749,8 +824,9 @@ void emit_model_c(const LowerModule *lm, CkcBuf *b) {
                    emit_stem(p), p->module->model_name, p->target->name);
   ckc_buf_printf(b, "#include \"%s.h\"\n\n#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n"
                     "#include <string.h>\n\n#include \"ck_grad.h\"\n#include \"ck_kernels.h\"\n"
-                    "#include \"ck_optim.h\"\n%s\n",
-                 emit_stem(p), p->target->fast_gemm ? "#include \"ck_gemm.h\"\n#include \"ck_x86_kernels.h\"\n" : "");
+                    "#include \"ck_optim.h\"\n%s%s\n",
+                 emit_stem(p), p->target->fast_gemm ? "#include \"ck_gemm.h\"\n#include \"ck_gemm_small.h\"\n#include \"ck_x86_conv.h\"\n#include \"ck_x86_kernels.h\"\n" : "",
+                 p->target->vec_math ? "#include \"ck_x86_math.h\" /* inline math of the elementwise loops */\n" : "");
   emit_param_table(lm, b);
   emit_consts(p, b);
   if (lm->loss) {
@@ -763,5 +839,10 @@ void emit_model_c(const LowerModule *lm, CkcBuf *b) {
     emit_entry_fn(lm->loss, b);
     ckc_buf_puts(b, "\n");
     emit_entry_fn(lm->train_step, b);
+  }
+  if (lm->decode) {
+    ckc_buf_puts(b, "\n");
+    emit_consts(lm->decode, b);
+    emit_entry_fn(lm->decode, b);
   }
 }

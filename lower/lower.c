@@ -31,6 +31,7 @@ typedef struct LowerCtx {
 static const char *const lower_params_forward[] = {"out", NULL};
 static const char *const lower_params_loss[] = {"loss", "logits", "data_x", "data_y", "arena_mem", NULL};
 static const char *const lower_params_train[] = {"loss", "grads", "data_x", "data_y", "arena_mem", NULL};
+static const char *const lower_params_decode[] = {"logits", "cache", "pos", NULL};
 
 /* ---- names ------------------------------------------------------------------------ */
 
@@ -61,7 +62,7 @@ static bool lower_name_taken(LowerCtx *c, const char *s) {
   size_t pl = strlen(c->p->prefix);
   if (strncmp(s, c->p->prefix, pl) == 0 &&
       (strcmp(s + pl, "_forward") == 0 || strcmp(s + pl, "_params") == 0 ||
-       strcmp(s + pl, "_loss") == 0 || strcmp(s + pl, "_train_step") == 0))
+       strcmp(s + pl, "_loss") == 0 || strcmp(s + pl, "_train_step") == 0 || strcmp(s + pl, "_decode") == 0))
     return true;
   for (int i = 0; i < c->names.len; i++)
     if (strcmp(c->names.items[i], s) == 0) return true;
@@ -566,7 +567,13 @@ static void lower_permute(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   for (int j = 0; j < ngp; j++) identity = identity && gperm[j] == j;
   LowerBuf *x = lower_operand(c, X);
   if (identity) {
-    lower_copy_loop(c, n, out, x);
+    /* the same elements in the same order: a flat copy (x's shape need not
+     * broadcast to out's when only unit dims move, [1,4,1,32] -> [1,1,4,32]) */
+    LowerStep *s = lower_copy_loop(c, n, out, x);
+    s->rank = out->numel > 1 ? 1 : 0;
+    s->extents[0] = out->numel;
+    s->strides[0][0] = 1;
+    s->out_strides[0] = 1;
     return;
   }
   LowerStep *s = lower_kernel(c, n, out, "ck_permute", 6);
@@ -831,6 +838,61 @@ static void lower_check(LowerCtx *c, LowerStep *s, LowerBuf *idx, LowerCheck kin
   s->check_input = k >= 0 ? k : c->p->inputs.len;
 }
 
+/* ---- decode: attention against the K/V cache (passes/decode.c) ------------------------- */
+
+/* The positions a decode entry serves: the sequence length T of forward's
+ * input i32[B, T] (passes/decode.c derives decode only for that form). */
+static int64_t lower_decode_max_pos(const IrModule *m) {
+  const IrGraph *f = ir_module_entry(m, "forward");
+  if (!f || f->inputs.len != 1 || f->inputs.items[0]->shape.rank != 2) return 0;
+  return f->inputs.items[0]->shape.dims[1];
+}
+
+/* In the decode entry, attention(q, k, v) on one row ([..., 1, D] each) is
+ * that row of the causal attention over the sequence:
+ *   ck_attention_decode_f32(out, q, k, v, kcache, vcache, batch, pos, S, D, Dv, scale, scratch)
+ * stores k, v at row pos of this node's cache slots ([batch, S, D] and
+ * [batch, S, Dv], laid out one after another in node order) and attends over
+ * rows 0..pos, in the reference kernel's order of operations. */
+static void lower_attention_decode(LowerCtx *c, const IrNode *n, LowerBuf *out) {
+  const IrNode *Q = n->in[0], *Kn = n->in[1], *Vn = n->in[2];
+  int R = Q->shape.rank;
+  int64_t S = c->p->max_pos, D = Q->shape.dims[R - 1], Dv = Vn->shape.dims[R - 1];
+  int64_t batch = prod(&Q->shape, 0, R - 2);
+  if (Q->shape.dims[R - 2] != 1 || Kn->shape.dims[R - 2] != 1 || !ir_get_int(n, "causal", 0) || S < 1) {
+    lower_unsupported(c, n, "decode attention needs one causal row of q, k and v");
+    return;
+  }
+  CkShape ks = {3, {batch, S, D}}, vs = {3, {batch, S, Dv}}, ss = {1, {S}};
+  LowerBuf *kc = lower_new_buf(c, LOWER_BUF_CACHE, NULL, CK_DT_F32, &ks,
+                               ckc_arena_printf(c->a, "%s.kcache", n->name ? n->name : "attention"));
+  kc->offset = c->p->cache_bytes;
+  c->p->cache_bytes += kc->bytes;
+  LowerBuf *vc = lower_new_buf(c, LOWER_BUF_CACHE, NULL, CK_DT_F32, &vs,
+                               ckc_arena_printf(c->a, "%s.vcache", n->name ? n->name : "attention"));
+  vc->offset = c->p->cache_bytes;
+  c->p->cache_bytes += vc->bytes;
+  LowerBuf *scratch = lower_new_buf(c, LOWER_BUF_ARENA, NULL, CK_DT_F32, &ss,
+                                    ckc_arena_printf(c->a, "scratch_%d", n->id));
+  LowerStep *s = lower_kernel(c, n, out, "ck_attention_decode_f32", 13);
+  s->scratch = scratch;
+  arg_buf(s, out, -1);
+  arg_buf(s, lower_operand(c, Q), -1);
+  arg_buf(s, lower_operand(c, Kn), -1);
+  arg_buf(s, lower_operand(c, Vn), -1);
+  arg_buf(s, kc, -1);
+  arg_buf(s, vc, -1);
+  arg_int(s, batch);
+  LowerArg *pos = &s->args[s->nargs++];
+  pos->kind = LOWER_ARG_POS;
+  pos->operand = -1;
+  arg_int(s, S);
+  arg_int(s, D);
+  arg_int(s, Dv);
+  arg_float(s, ir_get_float(n, "scale", 1.0 / sqrt((double)D)));
+  arg_buf(s, scratch, -1);
+}
+
 /* Losses and backward ops. */
 static void lower_train_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   const IrNode *X = n->in[0];
@@ -1093,6 +1155,10 @@ static void lower_call_op(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   }
   case IR_OP_ATTENTION: {
     if (!all_f32(c, n)) return;
+    if (c->p->entry == LOWER_ENTRY_DECODE) {
+      lower_attention_decode(c, n, out);
+      return;
+    }
     const IrNode *Kn = n->in[1], *Vn = n->in[2];
     int64_t T = X->shape.dims[R - 2], D = X->shape.dims[R - 1];
     int64_t S = Kn->shape.dims[Kn->shape.rank - 2], Dv = Vn->shape.dims[Vn->shape.rank - 1];
@@ -1146,7 +1212,7 @@ static const char *lower_lower_name(CkcArena *a, const char *s, bool upper) {
 
 /* ---- the params layout ----------------------------------------------------------------------------- */
 
-static const char *const lower_entry_names[] = {"forward", "loss", "train_step"};
+static const char *const lower_entry_names[] = {"forward", "loss", "train_step", "decode"};
 
 /* Union of the entry graphs' parameters by name, in order of first
  * appearance (forward first, so a model without a train block keeps the
@@ -1262,7 +1328,7 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
     ckc_error_noloc(d, "E0911", "model %s has no entry function '%s'", m->model_name, ename);
     return NULL;
   }
-  int want = entry == LOWER_ENTRY_FORWARD ? 1 : -1;
+  int want = entry == LOWER_ENTRY_FORWARD || entry == LOWER_ENTRY_DECODE ? 1 : -1;
   if (entry == LOWER_ENTRY_FORWARD && g->outputs.len != 1) {
     ckc_error_noloc(d, "E0911", "forward must return exactly one tensor (it returns %d)", g->outputs.len);
     return NULL;
@@ -1270,7 +1336,8 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
   if (entry == LOWER_ENTRY_LOSS && (g->outputs.len < 1 || g->outputs.len > 2)) want = 0;
   if (entry == LOWER_ENTRY_TRAIN_STEP && (!m->train || g->outputs.len != 1 + m->train->params.len)) want = 0;
   if (entry != LOWER_ENTRY_FORWARD && g->inputs.len != 2) want = 0;
-  for (int k = 0; k < g->outputs.len && entry != LOWER_ENTRY_FORWARD; k++) {
+  if (entry == LOWER_ENTRY_DECODE && (g->outputs.len != 1 || !lower_decode_max_pos(m))) want = 0;
+  for (int k = 0; k < g->outputs.len && want < 0; k++) {
     const IrNode *o = g->outputs.items[k];
     if (o->dtype != CK_DT_F32 || (k == 0 && o->shape.rank != 0)) want = 0;
   }
@@ -1293,9 +1360,11 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
   c.a = a;
   c.d = d;
   c.ok = true;
-  c.extra = entry == LOWER_ENTRY_FORWARD ? lower_params_forward
-            : entry == LOWER_ENTRY_LOSS  ? lower_params_loss
-                                         : lower_params_train;
+  c.extra = entry == LOWER_ENTRY_FORWARD  ? lower_params_forward
+            : entry == LOWER_ENTRY_LOSS   ? lower_params_loss
+            : entry == LOWER_ENTRY_DECODE ? lower_params_decode
+                                          : lower_params_train;
+  if (entry == LOWER_ENTRY_DECODE) p->max_pos = lower_decode_max_pos(m);
   c.nmap = g->next_id + 1;
   for (int i = 0; i < g->nodes.len; i++)
     if (g->nodes.items[i]->id >= c.nmap) c.nmap = g->nodes.items[i]->id + 1;
@@ -1321,7 +1390,7 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
     }
   }
   const IrNode *outn = g->outputs.items[0];
-  const char *oname = entry == LOWER_ENTRY_FORWARD ? "out" : "loss";
+  const char *oname = entry == LOWER_ENTRY_FORWARD ? "out" : entry == LOWER_ENTRY_DECODE ? "logits" : "loss";
   p->out = lower_new_buf(&c, LOWER_BUF_OUTPUT, outn, outn->dtype, &outn->shape, oname);
   p->out->cname = oname;
   c.direct_out = outn;
@@ -1330,8 +1399,10 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
     p->logits = lower_new_buf(&c, LOWER_BUF_OUTPUT, logn, logn->dtype, &logn->shape, "logits");
     p->logits->cname = "logits";
   }
-  const char *const_prefix = entry == LOWER_ENTRY_FORWARD ? "const" : entry == LOWER_ENTRY_LOSS ? "loss_const"
-                                                                                                 : "train_const";
+  const char *const_prefix = entry == LOWER_ENTRY_FORWARD  ? "const"
+                             : entry == LOWER_ENTRY_LOSS   ? "loss_const"
+                             : entry == LOWER_ENTRY_DECODE ? "decode_const"
+                                                           : "train_const";
 
   for (int i = 0; i < g->nodes.len && !ckc_diag_too_many(d); i++) {
     const IrNode *n = g->nodes.items[i];
@@ -1414,6 +1485,10 @@ LowerModule *lower_module(const IrModule *m, const CkcTarget *t, CkcDiag *d) {
     lm->loss = lower_entry(m, t, lm->layout, LOWER_ENTRY_LOSS, d);
     lm->train_step = lower_entry(m, t, lm->layout, LOWER_ENTRY_TRAIN_STEP, d);
     if (!lm->loss || !lm->train_step) return NULL;
+  }
+  if (ir_module_entry(m, "decode")) {
+    lm->decode = lower_entry(m, t, lm->layout, LOWER_ENTRY_DECODE, d);
+    if (!lm->decode) return NULL;
   }
   return lm;
 }

@@ -27,7 +27,8 @@ typedef enum LowerBufKind {
   LOWER_BUF_ARENA,   /* an activation or scratch in the arena at `offset` bytes */
   LOWER_BUF_CONST,   /* a static const array in the model translation unit */
   LOWER_BUF_ALIAS,   /* a view of alias_of (reshape, stop_gradient): same storage, no copy */
-  LOWER_BUF_GRAD     /* train_step: a parameter's slot in the caller's grads blob (at `offset`) */
+  LOWER_BUF_GRAD,    /* train_step: a parameter's slot in the caller's grads blob (at `offset`) */
+  LOWER_BUF_CACHE    /* decode: one layer's K or V rows in the caller's cache (at `offset` bytes) */
 } LowerBufKind;
 
 typedef struct LowerBuf LowerBuf;
@@ -82,7 +83,8 @@ typedef enum LowerArgKind {
   LOWER_ARG_NULL,
   LOWER_ARG_ELSIZE,   /* sizeof(ctype of dtype) */
   LOWER_ARG_INTS,     /* a static const int64_t array */
-  LOWER_ARG_POOL      /* the entry's `pool` argument (targets with CkcTarget.pool) */
+  LOWER_ARG_POOL,     /* the entry's `pool` argument (targets with CkcTarget.pool) */
+  LOWER_ARG_POS       /* decode: the entry's `pos` argument (the position being decoded) */
 } LowerArgKind;
 
 typedef struct LowerArg {
@@ -155,7 +157,7 @@ typedef struct LowerLayout {
   int64_t param_count;        /* scalars */
 } LowerLayout;
 
-typedef enum LowerEntry { LOWER_ENTRY_FORWARD, LOWER_ENTRY_LOSS, LOWER_ENTRY_TRAIN_STEP } LowerEntry;
+typedef enum LowerEntry { LOWER_ENTRY_FORWARD, LOWER_ENTRY_LOSS, LOWER_ENTRY_TRAIN_STEP, LOWER_ENTRY_DECODE } LowerEntry;
 
 typedef struct LowerProgram {
   const IrModule *module;
@@ -177,6 +179,8 @@ typedef struct LowerProgram {
   int64_t arena_bytes;
   int64_t param_count;        /* scalars */
   const struct MemplanStats *mem; /* lower_plan_memory's sections, peak and lower bound (lower/memplan.h) */
+  int64_t cache_bytes;        /* decode: the K/V cache the caller keeps between positions */
+  int64_t max_pos;            /* decode: positions 0 .. max_pos-1 (forward's T) */
 } LowerProgram;
 
 /* Every entry graph of a module, lowered against one params layout. */
@@ -188,6 +192,7 @@ typedef struct LowerModule {
   LowerProgram *forward;
   LowerProgram *loss;         /* NULL without a train block */
   LowerProgram *train_step;   /* NULL without a train block */
+  LowerProgram *decode;       /* NULL unless passes/decode.c derived a "decode" entry */
 } LowerModule;
 
 /* The params layout of a module: the union of the parameters of its entry

@@ -40,6 +40,11 @@ bool pass_fusion(IrModule *m, CkcDiag *d);
 /* autodiff: for a module with an entry graph "loss", builds the entry graph
  * "train_step" = forward + reverse-mode backward (ir/train.h); no-op otherwise. */
 bool pass_autodiff(IrModule *m, CkcDiag *d);
+/* decode: for a language model forward(i32[B, T]) -> f32[B, T, V] whose ops
+ * act row by row along T (plus causal attention), adds the entry graph
+ * "decode"(tokens i32[B, 1], position i32[1]) -> f32[B, 1, V]; the back end
+ * runs its attention nodes against a K/V cache. No-op otherwise. */
+bool pass_decode(IrModule *m, CkcDiag *d);
 /* optimizer: after the simplifying passes, resolves IrTrainConfig.params
  * (one per gradient output of train_step) and their weight-decay flags. */
 bool pass_optimizer(IrModule *m, CkcDiag *d);

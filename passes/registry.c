@@ -8,6 +8,7 @@
 const CkcPass ckc_passes[] = {
     {"inline", pass_inline, true, "replace layer calls by their bodies; full dotted parameter names"},
     {"autodiff", pass_autodiff, true, "build the train_step graph (forward + backward) from the loss graph"},
+    {"decode", pass_decode, false, "derive the one-position decode entry (K/V cache) of a language model's forward"},
     {"fold", pass_fold, false, "evaluate small constant subgraphs; exact shape/transpose identities"},
     {"cse", pass_cse, false, "merge nodes computing the same value (same op, inputs, attributes)"},
     {"dce", pass_dce, false, "remove nodes that no output depends on (inputs are kept)"},

@@ -1,8 +1,10 @@
 /* rt-min/ck_ckpt.c - checkpoint files (format in ck_ckpt.h and docs/train.md).
  *
- * The reader loads the whole file, checks every field and the checksum, and
- * only then copies into the caller's buffers: a corrupt or truncated file
- * changes nothing. Integers and floats are stored little-endian byte by byte
+ * Neither side holds a whole file in memory (a GPT-2-small checkpoint is
+ * 1.4 GB): the writer streams the header and each buffer with the checksum
+ * computed as the bytes go; the reader checks every field and the checksum in
+ * one streaming pass and only then reads the payload straight into the
+ * caller's buffers: a corrupt or truncated file changes nothing. Integers and floats are stored little-endian byte by byte
  * so files move between hosts. */
 #if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static const unsigned char ck_ckpt_magic[8] = {'C', 'K', 'C', 'K', 'P', 'T', 0x1a, '\n'};
@@ -63,13 +67,6 @@ static void put_f32s(unsigned char *p, const float *v, int64_t n) {
     uint32_t u;
     memcpy(&u, &v[i], 4);
     put_u32(p + 4 * i, u);
-  }
-}
-static void get_f32s(float *v, const unsigned char *p, int64_t n) {
-  int64_t i;
-  for (i = 0; i < n; i++) {
-    uint32_t u = get_u32(p + 4 * i);
-    memcpy(&v[i], &u, 4);
   }
 }
 
@@ -142,37 +139,104 @@ static void sync_dir_of(const char *path) {
   }
 }
 
-int ck_ckpt_write(const char *path, const CkCkpt *c, int crash_half, CkIoErr *err) {
-  int64_t payload = (1 + (int64_t)c->nmoments) * c->floats * 4;
-  size_t total = (size_t)(CK_CKPT_HEADER + payload + 8);
-  unsigned char *buf;
-  char tmp[1100];
-  FILE *f;
-  int k, e = 0;
-  err->msg[0] = '\0';
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return ckpt_fail(err, path, "path too long");
-  buf = malloc(total);
-  if (!buf) return ckpt_fail(err, path, "out of memory (%lu bytes)", (unsigned long)total);
-  encode_header(buf, c, payload);
-  put_f32s(buf + CK_CKPT_HEADER, c->params, c->floats);
-  for (k = 0; k < c->nmoments; k++) put_f32s(buf + CK_CKPT_HEADER + (size_t)(k + 1) * (size_t)c->floats * 4, c->moments[k], c->floats);
-  put_u64(buf + total - 8, ck_fnv1a64(CK_FNV_BASIS, buf, total - 8));
-  f = fopen(tmp, "wb");
-  if (!f) {
-    free(buf);
-    return ckpt_fail(err, tmp, "cannot create: %s", strerror(errno));
+/* Checkpoints of a large model are as big as the model three times over, so
+ * the writer never assembles the file in memory: the header, then each
+ * buffer straight from the caller's memory (little-endian hosts) or through a
+ * small bounce buffer, the checksum updated as the bytes go out. */
+#define CKPT_CHUNK ((size_t)1 << 20)
+
+static int ckpt_host_le(void) {
+  const uint32_t one = 1;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+typedef struct CkptOut {
+  int fd;
+  uint64_t hash;     /* FNV-1a 64 of the bytes so far */
+  uint64_t done;     /* bytes written */
+  uint64_t stop_at;  /* test hook: SIGKILL once this many bytes are out (0: never) */
+  int err;           /* first errno */
+} CkptOut;
+
+/* write(2) until all n bytes are out (short writes and EINTR retried). */
+static void ckpt_out_raw(CkptOut *o, const unsigned char *p, size_t n) {
+  while (n && !o->err) {
+    ssize_t k = write(o->fd, p, n);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      o->err = errno ? errno : EIO;
+    } else if (k == 0) {
+      o->err = EIO;
+    } else {
+      p += k;
+      n -= (size_t)k;
+      o->done += (uint64_t)k;
+    }
   }
-  if (crash_half) {
+}
+
+/* Appends bytes to the file; hash != 0 folds them into the checksum. */
+static void ckpt_out(CkptOut *o, const unsigned char *p, size_t n, int hash) {
+  if (o->err) return;
+  if (hash) o->hash = ck_fnv1a64(o->hash, p, n);
+  if (o->stop_at && o->done + n >= o->stop_at) {
     /* test hook: die like SIGKILL in the middle of the write */
-    (void)fwrite(buf, 1, total / 2, f);
-    fflush(f);
+    ckpt_out_raw(o, p, (size_t)(o->stop_at - o->done));
     raise(SIGKILL);
   }
-  if (fwrite(buf, 1, total, f) != total) e = errno ? errno : EIO;
-  free(buf);
-  if (!e && fflush(f) != 0) e = errno ? errno : EIO;
-  if (!e && fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-  if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+  ckpt_out_raw(o, p, n);
+}
+
+/* One f32 buffer, little-endian, in chunks. */
+static void ckpt_out_f32s(CkptOut *o, const float *v, int64_t n, unsigned char *bounce) {
+  int64_t per = (int64_t)(CKPT_CHUNK / 4), i;
+  for (i = 0; i < n && !o->err; i += per) {
+    int64_t k = n - i < per ? n - i : per;
+    if (ckpt_host_le()) {
+      ckpt_out(o, (const unsigned char *)(v + i), (size_t)k * 4, 1);
+    } else {
+      put_f32s(bounce, v + i, k);
+      ckpt_out(o, bounce, (size_t)k * 4, 1);
+    }
+  }
+}
+
+int ck_ckpt_write(const char *path, const CkCkpt *c, int crash_half, CkIoErr *err) {
+  int64_t payload = (1 + (int64_t)c->nmoments) * c->floats * 4;
+  uint64_t total = (uint64_t)(CK_CKPT_HEADER + payload + 8);
+  unsigned char hdr[CK_CKPT_HEADER], sum[8];
+  unsigned char *bounce = NULL;
+  char tmp[1100];
+  CkptOut o;
+  int k, e;
+  err->msg[0] = '\0';
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return ckpt_fail(err, path, "path too long");
+  if (!ckpt_host_le()) {
+    bounce = malloc(CKPT_CHUNK);
+    if (!bounce) return ckpt_fail(err, path, "out of memory (%lu bytes)", (unsigned long)CKPT_CHUNK);
+  }
+  memset(&o, 0, sizeof o);
+  o.hash = CK_FNV_BASIS;
+  o.stop_at = crash_half ? total / 2 : 0;
+  o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (o.fd < 0) {
+    e = errno;
+    free(bounce);
+    return ckpt_fail(err, tmp, "cannot create: %s", strerror(e));
+  }
+  encode_header(hdr, c, payload);
+  ckpt_out(&o, hdr, sizeof hdr, 1);
+  ckpt_out_f32s(&o, c->params, c->floats, bounce);
+  for (k = 0; k < c->nmoments; k++) ckpt_out_f32s(&o, c->moments[k], c->floats, bounce);
+  put_u64(sum, o.hash);
+  ckpt_out(&o, sum, 8, 0);
+  free(bounce);
+  e = o.err;
+  if (!e && o.done != total) e = EIO;
+  if (!e && fsync(o.fd) != 0) e = errno ? errno : EIO;
+  if (close(o.fd) != 0 && !e) e = errno ? errno : EIO;
   if (!e && rename(tmp, path) != 0) e = errno ? errno : EIO;
   if (e) {
     remove(tmp);
@@ -184,90 +248,143 @@ int ck_ckpt_write(const char *path, const CkCkpt *c, int crash_half, CkIoErr *er
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-/* Loads and validates the whole file against `c`'s expectations; on success
- * *out holds the file (caller frees). */
-static int ckpt_load(const char *path, const CkCkpt *c, unsigned char **out, CkIoErr *err) {
-  FILE *f = fopen(path, "rb");
-  long sz;
-  unsigned char *b;
-  uint64_t stored, actual, payload, floats;
+/* pread(2) of exactly n bytes at off; 0 on success. */
+static int ckpt_pread(int fd, void *buf, size_t n, uint64_t off) {
+  unsigned char *p = buf;
+  while (n) {
+    ssize_t k = pread(fd, p, n, (off_t)off);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    p += k;
+    n -= (size_t)k;
+    off += (uint64_t)k;
+  }
+  return 0;
+}
+
+/* Validates the open file against `c`'s expectations without holding it in
+ * memory: the header first, then one streaming pass for the checksum
+ * (through a 1 MiB buffer). On success h holds the header. */
+static int ckpt_validate(int fd, const char *path, const CkCkpt *c, unsigned char *h, CkIoErr *err) {
+  struct stat st;
+  uint64_t sz, stored, actual, payload, floats, off;
   uint32_t version, hdr;
   int32_t optim, nmom;
-  *out = NULL;
-  if (!f) return ckpt_fail(err, path, "cannot open: %s", strerror(errno));
-  if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
+  unsigned char tail[8], *buf;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0)
     return ckpt_fail(err, path, "cannot determine the file size");
+  sz = (uint64_t)st.st_size;
+  if (sz < CK_CKPT_HEADER + 8)
+    return ckpt_fail(err, path, "truncated: %llu bytes, a checkpoint has at least %d", (unsigned long long)sz,
+                     CK_CKPT_HEADER + 8);
+  if (ckpt_pread(fd, h, CK_CKPT_HEADER, 0) != 0) return ckpt_fail(err, path, "read error");
+  if (memcmp(h, ck_ckpt_magic, 8) != 0) return ckpt_fail(err, path, "not a ckc checkpoint (bad magic)");
+  version = get_u32(h + 8);
+  if (version != CK_CKPT_VERSION)
+    return ckpt_fail(err, path, "unsupported checkpoint version %lu (%u is read)", (unsigned long)version,
+                     CK_CKPT_VERSION);
+  hdr = get_u32(h + 12);
+  if (hdr != CK_CKPT_HEADER) return ckpt_fail(err, path, "header size %lu, %d expected", (unsigned long)hdr, CK_CKPT_HEADER);
+  payload = get_u64(h + 112);
+  if (payload != sz - CK_CKPT_HEADER - 8) {
+    if (payload > sz - CK_CKPT_HEADER - 8)
+      return ckpt_fail(err, path, "truncated: %llu bytes, the header announces %llu", (unsigned long long)sz,
+                       (unsigned long long)(payload + CK_CKPT_HEADER + 8));
+    return ckpt_fail(err, path, "size %llu bytes, the header announces %llu", (unsigned long long)sz,
+                     (unsigned long long)(payload + CK_CKPT_HEADER + 8));
   }
-  if (sz < CK_CKPT_HEADER + 8) {
-    fclose(f);
-    return ckpt_fail(err, path, "truncated: %ld bytes, a checkpoint has at least %d", sz, CK_CKPT_HEADER + 8);
+  buf = malloc(CKPT_CHUNK);
+  if (!buf) return ckpt_fail(err, path, "out of memory (%lu bytes)", (unsigned long)CKPT_CHUNK);
+  actual = ck_fnv1a64(CK_FNV_BASIS, h, CK_CKPT_HEADER);
+  for (off = CK_CKPT_HEADER; off < sz - 8;) {
+    size_t k = sz - 8 - off < CKPT_CHUNK ? (size_t)(sz - 8 - off) : CKPT_CHUNK;
+    if (ckpt_pread(fd, buf, k, off) != 0) {
+      free(buf);
+      return ckpt_fail(err, path, "read error");
+    }
+    actual = ck_fnv1a64(actual, buf, k);
+    off += k;
   }
-  b = malloc((size_t)sz);
-  if (!b) {
-    fclose(f);
-    return ckpt_fail(err, path, "out of memory (%ld bytes)", sz);
-  }
-  if (fread(b, 1, (size_t)sz, f) != (size_t)sz) {
-    fclose(f);
-    free(b);
-    return ckpt_fail(err, path, "read error");
-  }
-  fclose(f);
-#define CKPT_BAD(...)                                                                              \
-  do {                                                                                             \
-    free(b);                                                                                       \
-    return ckpt_fail(err, path, __VA_ARGS__);                                                      \
-  } while (0)
-  if (memcmp(b, ck_ckpt_magic, 8) != 0) CKPT_BAD("not a ckc checkpoint (bad magic)");
-  version = get_u32(b + 8);
-  if (version != CK_CKPT_VERSION) CKPT_BAD("unsupported checkpoint version %lu (%u is read)", (unsigned long)version, CK_CKPT_VERSION);
-  hdr = get_u32(b + 12);
-  if (hdr != CK_CKPT_HEADER) CKPT_BAD("header size %lu, %d expected", (unsigned long)hdr, CK_CKPT_HEADER);
-  payload = get_u64(b + 112);
-  if (payload != (uint64_t)sz - CK_CKPT_HEADER - 8) {
-    if (payload > (uint64_t)sz - CK_CKPT_HEADER - 8)
-      CKPT_BAD("truncated: %ld bytes, the header announces %llu", sz,
-               (unsigned long long)(payload + CK_CKPT_HEADER + 8));
-    CKPT_BAD("size %ld bytes, the header announces %llu", sz, (unsigned long long)(payload + CK_CKPT_HEADER + 8));
-  }
-  stored = get_u64(b + sz - 8);
-  actual = ck_fnv1a64(CK_FNV_BASIS, b, (size_t)sz - 8);
+  free(buf);
+  if (ckpt_pread(fd, tail, 8, sz - 8) != 0) return ckpt_fail(err, path, "read error");
+  stored = get_u64(tail);
   if (stored != actual)
-    CKPT_BAD("checksum mismatch (stored %016llx, contents hash to %016llx): the file is corrupt",
-             (unsigned long long)stored, (unsigned long long)actual);
-  if (get_u64(b + 32) != c->model_hash) CKPT_BAD("written for a different model (parameter table differs)");
-  optim = (int32_t)get_u32(b + 96);
-  nmom = (int32_t)get_u32(b + 100);
-  floats = get_u64(b + 104);
-  if (optim != c->optim) CKPT_BAD("optimizer %s expected, the checkpoint has %s", optim_name(c->optim), optim_name(optim));
-  if (nmom != c->nmoments) CKPT_BAD("%d moment buffers expected, the checkpoint has %d", (int)c->nmoments, (int)nmom);
+    return ckpt_fail(err, path, "checksum mismatch (stored %016llx, contents hash to %016llx): the file is corrupt",
+                     (unsigned long long)stored, (unsigned long long)actual);
+  if (get_u64(h + 32) != c->model_hash) return ckpt_fail(err, path, "written for a different model (parameter table differs)");
+  optim = (int32_t)get_u32(h + 96);
+  nmom = (int32_t)get_u32(h + 100);
+  floats = get_u64(h + 104);
+  if (optim != c->optim)
+    return ckpt_fail(err, path, "optimizer %s expected, the checkpoint has %s", optim_name(c->optim), optim_name(optim));
+  if (nmom != c->nmoments)
+    return ckpt_fail(err, path, "%d moment buffers expected, the checkpoint has %d", (int)c->nmoments, (int)nmom);
   if (floats != (uint64_t)c->floats)
-    CKPT_BAD("%lld parameter floats expected, the checkpoint has %llu", (long long)c->floats, (unsigned long long)floats);
-  if (payload != (uint64_t)(1 + nmom) * floats * 4) CKPT_BAD("payload size does not match its buffers");
-  if ((int64_t)get_u64(b + 16) < 0 || (int64_t)get_u64(b + 72) < 0 || (int64_t)get_u64(b + 80) < 0 ||
-      (int64_t)get_u64(b + 88) < 0)
-    CKPT_BAD("negative step or data cursor");
-#undef CKPT_BAD
-  *out = b;
+    return ckpt_fail(err, path, "%lld parameter floats expected, the checkpoint has %llu", (long long)c->floats,
+                     (unsigned long long)floats);
+  if (payload != (uint64_t)(1 + nmom) * floats * 4) return ckpt_fail(err, path, "payload size does not match its buffers");
+  if ((int64_t)get_u64(h + 16) < 0 || (int64_t)get_u64(h + 72) < 0 || (int64_t)get_u64(h + 80) < 0 ||
+      (int64_t)get_u64(h + 88) < 0)
+    return ckpt_fail(err, path, "negative step or data cursor");
   return CK_IO_OK;
 }
 
+/* Opens and validates; on success *fd is open (caller closes). */
+static int ckpt_open_valid(const char *path, const CkCkpt *c, int *fd, unsigned char *h, CkIoErr *err) {
+  *fd = open(path, O_RDONLY);
+  if (*fd < 0) return ckpt_fail(err, path, "cannot open: %s", strerror(errno));
+  if (ckpt_validate(*fd, path, c, h, err) != CK_IO_OK) {
+    close(*fd);
+    *fd = -1;
+    return CK_IO_ERR;
+  }
+  return CK_IO_OK;
+}
+
+/* One buffer of the payload straight into the caller's memory (the file is
+ * little-endian; big-endian hosts swap in place). */
+static int ckpt_read_f32s(int fd, float *v, int64_t n, uint64_t off) {
+  if (ckpt_pread(fd, v, (size_t)n * 4, off) != 0) return -1;
+  if (!ckpt_host_le()) {
+    unsigned char *p = (unsigned char *)v;
+    int64_t i;
+    for (i = 0; i < n; i++) {
+      uint32_t u = get_u32(p + 4 * i);
+      memcpy(p + 4 * i, &u, 4);
+    }
+  }
+  return 0;
+}
+
+/* Two passes over one open file: validation (checksum included) first, then
+ * the payload straight into the destination buffers. A checkpoint is never
+ * modified in place (writers rename a new file over it), so the descriptor
+ * validated is the data read; a read error in the second pass is reported,
+ * though the buffers may then hold part of the payload. */
 int ck_ckpt_read(const char *path, CkCkpt *c, CkIoErr *err) {
-  unsigned char *b;
-  int k, i;
+  unsigned char h[CK_CKPT_HEADER];
+  int fd, k, i;
+  uint64_t off = CK_CKPT_HEADER, bytes = (uint64_t)c->floats * 4;
   err->msg[0] = '\0';
-  if (ckpt_load(path, c, &b, err)) return CK_IO_ERR;
-  c->step = (int64_t)get_u64(b + 16);
-  c->seed = get_u64(b + 24);
-  for (i = 0; i < 4; i++) c->cursor.rng[i] = get_u64(b + 40 + 8 * i);
-  c->cursor.epoch = (int64_t)get_u64(b + 72);
-  c->cursor.pos = (int64_t)get_u64(b + 80);
-  c->cursor.batches = (int64_t)get_u64(b + 88);
-  get_f32s(c->params, b + CK_CKPT_HEADER, c->floats);
-  for (k = 0; k < c->nmoments; k++)
-    get_f32s(c->moments[k], b + CK_CKPT_HEADER + (size_t)(k + 1) * (size_t)c->floats * 4, c->floats);
-  free(b);
+  if (ckpt_open_valid(path, c, &fd, h, err)) return CK_IO_ERR;
+  if (ckpt_read_f32s(fd, c->params, c->floats, off) != 0) {
+    close(fd);
+    return ckpt_fail(err, path, "read error");
+  }
+  for (k = 0; k < c->nmoments; k++) {
+    off += bytes;
+    if (ckpt_read_f32s(fd, c->moments[k], c->floats, off) != 0) {
+      close(fd);
+      return ckpt_fail(err, path, "read error");
+    }
+  }
+  close(fd);
+  c->step = (int64_t)get_u64(h + 16);
+  c->seed = get_u64(h + 24);
+  for (i = 0; i < 4; i++) c->cursor.rng[i] = get_u64(h + 40 + 8 * i);
+  c->cursor.epoch = (int64_t)get_u64(h + 72);
+  c->cursor.pos = (int64_t)get_u64(h + 80);
+  c->cursor.batches = (int64_t)get_u64(h + 88);
   return CK_IO_OK;
 }
 
@@ -314,17 +431,17 @@ int ck_ckpt_find_newest(const char *dir, const CkCkpt *expect, char *path, size_
   if (n) qsort(steps, n, sizeof *steps, cmp_desc_i64);
   for (i = 0; i < n && !found; i++) {
     char p[1100];
-    unsigned char *b;
+    unsigned char h[CK_CKPT_HEADER];
+    int fd;
     CkIoErr err;
     ck_ckpt_name(p, sizeof p, dir, steps[i]);
-    if (ckpt_load(p, expect, &b, &err) == CK_IO_OK) {
-      if ((int64_t)get_u64(b + 16) != steps[i]) {
-        ckpt_fail(&err, p, "holds step %lld, not the step in its name", (long long)get_u64(b + 16));
-        free(b);
+    if (ckpt_open_valid(p, expect, &fd, h, &err) == CK_IO_OK) {
+      close(fd);
+      if ((int64_t)get_u64(h + 16) != steps[i]) {
+        ckpt_fail(&err, p, "holds step %lld, not the step in its name", (long long)get_u64(h + 16));
         if (warn) warn(ctx, err.msg);
         continue;
       }
-      free(b);
       snprintf(path, cap, "%s", p);
       *step = steps[i];
       found = 1;

@@ -15,11 +15,12 @@
  *   120    params, then each moment buffer: f32 little-endian
  *   end-8  u64 FNV-1a 64 of every byte before it
  *
- * Writing goes to PATH.tmp, fsync, rename, fsync of the directory: a crash
+ * Writing streams the caller's buffers to PATH.tmp (never a copy of the
+ * file in memory), then fsync, rename, fsync of the directory: a crash
  * leaves either the old state or the new one, never a half file under a
  * checkpoint name. Reading validates the whole file (size, magic, version,
- * checksum, model fingerprint, optimizer, sizes) before it copies anything
- * into the caller's buffers. */
+ * checksum, model fingerprint, optimizer, sizes) in one streaming pass before
+ * it reads anything into the caller's buffers. */
 #ifndef CK_CKPT_H
 #define CK_CKPT_H
 

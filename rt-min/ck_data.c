@@ -1,8 +1,11 @@
 /* rt-min/ck_data.c - token files, IDX and .npy data sources (see ck_data.h).
  *
- * Whole files are read into memory once and validated up front: a bad token
- * id or a label outside the class range is reported with its position when
- * the run starts, not as a mysterious failure a thousand steps in. */
+ * Files are read once and validated up front: a bad token id or a label
+ * outside the class range is reported with its position when the run starts,
+ * not as a mysterious failure a thousand steps in. Memory holds one copy of
+ * the data: token files stay as read (ids decoded per window), IDX files are
+ * converted chunk by chunk as they stream in, npy files are digested in
+ * chunks and read straight into the converted array. */
 #if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -102,10 +105,87 @@ static int read_whole(const char *path, unsigned char **buf, int64_t *len, CkDat
   return CK_IO_OK;
 }
 
+/* A file read in order, in chunks, with its digest computed as it goes:
+ * sources that convert their data (IDX) or re-read it (npy) never hold the
+ * raw file next to the converted copy. */
+#define CK_DATA_CHUNK ((size_t)1 << 20)
+
+typedef struct DataStream {
+  FILE *f;
+  int64_t len;      /* file size */
+  uint64_t digest;  /* FNV-1a 64 of the bytes read so far */
+} DataStream;
+
+static int stream_open(DataStream *st, const char *path, CkIoErr *err) {
+  long sz;
+  st->digest = CK_FNV_BASIS;
+  st->f = fopen(path, "rb");
+  if (!st->f) return data_fail(err, path, "cannot open: %s", strerror(errno));
+  if (fseek(st->f, 0, SEEK_END) != 0 || (sz = ftell(st->f)) < 0 || fseek(st->f, 0, SEEK_SET) != 0) {
+    fclose(st->f);
+    st->f = NULL;
+    return data_fail(err, path, "cannot determine the file size");
+  }
+  st->len = sz;
+  return CK_IO_OK;
+}
+
+/* The next n bytes (the caller keeps within the file) into buf, digested. */
+static int stream_read(DataStream *st, const char *path, void *buf, size_t n, CkIoErr *err) {
+  if (n && fread(buf, 1, n, st->f) != n) return data_fail(err, path, "read error");
+  st->digest = ck_fnv1a64(st->digest, buf, n);
+  return CK_IO_OK;
+}
+
+/* Digests the rest of the file; records path, digest and size; closes. */
+static int stream_finish(DataStream *st, const char *path, CkDataFile *rec, CkIoErr *err) {
+  unsigned char *buf = malloc(CK_DATA_CHUNK);
+  int64_t pos = ftell(st->f);
+  int rc = CK_IO_OK;
+  if (!buf) rc = data_fail(err, path, "out of memory");
+  while (!rc && pos < st->len) {
+    size_t k = st->len - pos < (int64_t)CK_DATA_CHUNK ? (size_t)(st->len - pos) : CK_DATA_CHUNK;
+    rc = stream_read(st, path, buf, k, err);
+    pos += (int64_t)k;
+  }
+  free(buf);
+  fclose(st->f);
+  st->f = NULL;
+  if (rc) return rc;
+  snprintf(rec->path, sizeof rec->path, "%s", path);
+  rec->digest = st->digest;
+  rec->bytes = st->len;
+  return CK_IO_OK;
+}
+
+static void stream_close(DataStream *st) {
+  if (st->f) fclose(st->f);
+  st->f = NULL;
+}
+
 /* ---- tokens -------------------------------------------------------------------------------- */
 
-/* Decodes the token file (u8 / u16 LE / i32 LE) and checks every id against
- * the vocabulary, so a batch can never carry an out-of-range id. */
+/* Token id i of the stored file bytes (u8 / u16 LE / i32 LE). */
+static int64_t tok_at(const unsigned char *b, int width, int64_t i) {
+  const unsigned char *p = b + i * width;
+  if (width == 1) return p[0];
+  if (width == 2) return (int64_t)p[0] | (int64_t)p[1] << 8;
+  return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+/* n ids from token position o into out (a batch row). */
+void ck_data_tokens(const CkData *d, int64_t o, int64_t n, int32_t *out) {
+  int64_t i;
+  if (d->tok_width == 1) {
+    const unsigned char *p = d->tok + o;
+    for (i = 0; i < n; i++) out[i] = p[i];
+  } else {
+    for (i = 0; i < n; i++) out[i] = (int32_t)tok_at(d->tok, d->tok_width, o + i);
+  }
+}
+
+/* Keeps the token file as read (its bytes are the storage) and checks every
+ * id against the vocabulary, so a batch can never carry an out-of-range id. */
 static int open_tokens(CkData *d, const CkDataDesc *desc, const char *path, CkIoErr *err) {
   unsigned char *b = NULL;
   int64_t len = 0, i, n, width;
@@ -126,25 +206,16 @@ static int open_tokens(CkData *d, const CkDataDesc *desc, const char *path, CkIo
                      width == 2 ? "u16" : "i32");
   }
   n = len / width;
-  d->tok = malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
-  if (!d->tok) {
-    free(b);
-    return data_fail(err, path, "out of memory");
-  }
   for (i = 0; i < n; i++) {
-    const unsigned char *p = b + i * width;
-    int64_t v;
-    if (width == 1) v = p[0];
-    else if (width == 2) v = (int64_t)p[0] | (int64_t)p[1] << 8;
-    else v = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+    int64_t v = tok_at(b, (int)width, i);
     if (v < 0 || (d->vocab > 0 && v >= d->vocab)) {
       free(b);
       return data_fail(err, path, "token id %lld at position %lld is outside the vocabulary [0, %lld)",
                        (long long)v, (long long)i, (long long)d->vocab);
     }
-    d->tok[i] = (int32_t)v;
   }
-  free(b);
+  d->tok = b;
+  d->tok_width = (int)width;
   d->ntok = n;
   if (d->role == CK_DATA_ROLE_EVAL) {
     d->train_begin = d->train_end = 0;
@@ -217,83 +288,96 @@ static void store_value(unsigned char *dst, CkIoDType t, int64_t i, double v) {
 
 /* Parses one IDX file into per-sample values of the model's dtype `t`
  * (values times `scale` for float tensors). per_sample = elements one sample
- * of the model tensor holds. */
+ * of the model tensor holds. The header is checked against the file size
+ * first; the data is then decoded chunk by chunk straight into *out. */
 static int read_idx(const char *path, CkDataFile *rec, const CkTensorDesc *t, int64_t per_sample,
                     double scale, int64_t *nsamples, unsigned char **out, CkIoErr *err) {
-  unsigned char *b = NULL;
-  int64_t len = 0, n, items = 1, i, hdr, esz;
+  DataStream st;
+  unsigned char b[36], *chunk;
+  int64_t len, n, items = 1, i, hdr, esz, done, total;
   int ty, nd, k;
   char shape[200], tx[120];
-  size_t sl = 0;
-  if (read_whole(path, &b, &len, rec, err)) return CK_IO_ERR;
-  if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) {
-    free(b);
-    return data_fail(err, path, "gzip-compressed IDX files are not read; decompress with gunzip first");
+  size_t sl = 0, per;
+  *out = NULL;
+  if (stream_open(&st, path, err)) return CK_IO_ERR;
+  len = st.len;
+#define IDX_BAD(...)                                                                               \
+  do {                                                                                             \
+    stream_close(&st);                                                                             \
+    free(*out);                                                                                    \
+    *out = NULL;                                                                                   \
+    return data_fail(err, path, __VA_ARGS__);                                                      \
+  } while (0)
+  if (stream_read(&st, path, b, (size_t)(len < 4 ? len : 4), err)) {
+    stream_close(&st);
+    return CK_IO_ERR;
   }
-  if (len < 4 || b[0] != 0 || b[1] != 0) {
-    free(b);
-    return data_fail(err, path, "not an IDX file (magic 00 00 TT NN expected)");
-  }
+  if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+    IDX_BAD("gzip-compressed IDX files are not read; decompress with gunzip first");
+  if (len < 4 || b[0] != 0 || b[1] != 0) IDX_BAD("not an IDX file (magic 00 00 TT NN expected)");
   ty = b[2];
   nd = b[3];
   esz = ty == 0x08 || ty == 0x09 ? 1 : ty == 0x0B ? 2 : ty == 0x0C || ty == 0x0D ? 4 : ty == 0x0E ? 8 : 0;
-  if (!esz) {
-    free(b);
-    return data_fail(err, path, "unknown IDX element type 0x%02x", (unsigned)ty);
-  }
-  if (nd < 1 || nd > 8) {
-    free(b);
-    return data_fail(err, path, "IDX rank %d is not supported (1 to 8)", nd);
-  }
+  if (!esz) IDX_BAD("unknown IDX element type 0x%02x", (unsigned)ty);
+  if (nd < 1 || nd > 8) IDX_BAD("IDX rank %d is not supported (1 to 8)", nd);
   hdr = 4 + 4 * (int64_t)nd;
-  if (len < hdr) {
-    free(b);
-    return data_fail(err, path, "truncated: the header needs %lld bytes, the file has %lld",
-                     (long long)hdr, (long long)len);
+  if (len < hdr) IDX_BAD("truncated: the header needs %lld bytes, the file has %lld", (long long)hdr, (long long)len);
+  if (stream_read(&st, path, b + 4, (size_t)(hdr - 4), err)) {
+    stream_close(&st);
+    return CK_IO_ERR;
   }
   n = be32(b + 4);
   shape[0] = '\0';
   for (k = 1; k < nd; k++) {
     int64_t dk = be32(b + 4 + 4 * k);
     items *= dk;
-    if (items > ((int64_t)1 << 40)) {
-      free(b);
-      return data_fail(err, path, "IDX dimensions too large");
-    }
+    if (items > ((int64_t)1 << 40)) IDX_BAD("IDX dimensions too large");
     sl += (size_t)snprintf(shape + sl, sizeof shape - sl, "%s%lld", k > 1 ? "," : "", (long long)dk);
     if (sl >= sizeof shape) sl = sizeof shape - 1;
   }
   /* n < 2^32 and items * esz <= 2^43: compare by division first so the
    * product below cannot overflow */
   if (items * esz > 0 && n > (len - hdr) / (items * esz)) {
-    free(b);
-    if (n > ((int64_t)1 << 62) / (items * esz))
-      return data_fail(err, path, "truncated: the header announces more data than the file holds");
-    return data_fail(err, path, "truncated: %lld bytes of data expected, %lld present",
-                     (long long)(n * items * esz), (long long)(len - hdr));
+    if (n > ((int64_t)1 << 62) / (items * esz)) IDX_BAD("truncated: the header announces more data than the file holds");
+    IDX_BAD("truncated: %lld bytes of data expected, %lld present", (long long)(n * items * esz), (long long)(len - hdr));
   }
-  if (n * items * esz != len - hdr) {
-    free(b);
-    return data_fail(err, path, "%lld trailing bytes after the data", (long long)(len - hdr - n * items * esz));
-  }
+  if (n * items * esz != len - hdr) IDX_BAD("%lld trailing bytes after the data", (long long)(len - hdr - n * items * esz));
   if (items != per_sample) {
-    free(b);
     desc_text(tx, sizeof tx, t);
-    return data_fail(err, path,
-                     "shape mismatch: a sample is [%s] (%lld values), the model's %s takes %lld per sample",
-                     shape, (long long)items, tx, (long long)per_sample);
+    IDX_BAD("shape mismatch: a sample is [%s] (%lld values), the model's %s takes %lld per sample", shape,
+            (long long)items, tx, (long long)per_sample);
   }
-  *out = malloc((size_t)(n * items > 0 ? n * items : 1) * ck_data_elsize(t->dtype));
-  if (!*out) {
-    free(b);
-    return data_fail(err, path, "out of memory");
+  total = n * items;
+  *out = malloc((size_t)(total > 0 ? total : 1) * ck_data_elsize(t->dtype));
+  chunk = malloc(CK_DATA_CHUNK);
+  if (!*out || !chunk) {
+    free(chunk);
+    IDX_BAD("out of memory");
   }
-  for (i = 0; i < n * items; i++) {
-    double v = idx_value(b + hdr, ty, i);
-    if (t->dtype == CK_IO_F32 || t->dtype == CK_IO_F64) v *= scale;
-    store_value(*out, t->dtype, i, v);
+  per = CK_DATA_CHUNK / (size_t)esz;
+  for (done = 0; done < total;) {
+    int64_t m = total - done < (int64_t)per ? total - done : (int64_t)per;
+    if (stream_read(&st, path, chunk, (size_t)(m * esz), err)) {
+      free(chunk);
+      stream_close(&st);
+      free(*out);
+      *out = NULL;
+      return CK_IO_ERR;
+    }
+    for (i = 0; i < m; i++) {
+      double v = idx_value(chunk, ty, i);
+      if (t->dtype == CK_IO_F32 || t->dtype == CK_IO_F64) v *= scale;
+      store_value(*out, t->dtype, done + i, v);
+    }
+    done += m;
   }
-  free(b);
+  free(chunk);
+#undef IDX_BAD
+  if (stream_finish(&st, path, rec, err)) {
+    free(*out);
+    *out = NULL;
+    return CK_IO_ERR;
+  }
   *nsamples = n;
   return CK_IO_OK;
 }
@@ -305,23 +389,27 @@ static int read_idx(const char *path, CkDataFile *rec, const CkTensorDesc *t, in
  * [N, per-sample dims...] against the model's tensor. */
 static int read_npy(const char *path, CkDataFile *rec, const CkTensorDesc *t, double scale,
                     int64_t *nsamples, unsigned char **out, CkIoErr *err) {
-  unsigned char *b = NULL;
+  DataStream st;
+  unsigned char b[12];
   int64_t len = 0, off, per = 1, n, i;
   int64_t dims[8];
   size_t es = ck_data_elsize(t->dtype);
   int k;
-  if (read_whole(path, &b, &len, rec, err)) return CK_IO_ERR;
-  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) {
-    free(b);
-    return data_fail(err, path, "not a .npy file (no \\x93NUMPY magic; %lld bytes)", (long long)len);
+  /* the digest in one streaming pass; the preamble is all this needs */
+  if (stream_open(&st, path, err)) return CK_IO_ERR;
+  len = st.len;
+  if (stream_read(&st, path, b, (size_t)(len < 12 ? len : 12), err) || stream_finish(&st, path, rec, err)) {
+    stream_close(&st);
+    return CK_IO_ERR;
   }
+  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+    return data_fail(err, path, "not a .npy file (no \\x93NUMPY magic; %lld bytes)", (long long)len);
   if (b[6] == 1)
     off = 10 + ((int64_t)b[8] | (int64_t)b[9] << 8);
   else if (len >= 12)
     off = 12 + (int64_t)((uint32_t)b[8] | (uint32_t)b[9] << 8 | (uint32_t)b[10] << 16 | (uint32_t)b[11] << 24);
   else
     off = len + 1;
-  free(b);
   for (k = 1; k < t->rank; k++) per *= t->dims[k];
   if (off > len || per <= 0) {
     /* let the reader produce its precise message */
@@ -476,13 +564,23 @@ int ck_data_open(CkData *d, const CkDataDesc *desc, const char *path_override, i
 }
 
 void ck_data_free(CkData *d) {
-  free(d->tok);
-  free(d->xs);
-  free(d->ys);
-  free(d->perm);
+  if (!d->borrowed) {
+    free(d->tok);
+    free(d->xs);
+    free(d->ys);
+    free(d->perm);
+  }
   d->tok = NULL;
   d->xs = d->ys = NULL;
   d->perm = NULL;
+}
+
+/* The validation split lives in the train source's own buffers: a view
+ * instead of opening (reading, validating, holding) the file a second time. */
+void ck_data_view(CkData *view, const CkData *src) {
+  *view = *src;
+  view->perm = NULL;
+  view->borrowed = 1;
 }
 
 void ck_data_next(CkData *d, void *x, void *y) {
@@ -492,8 +590,8 @@ void ck_data_next(CkData *d, void *x, void *y) {
     uint64_t span = (uint64_t)(d->train_end - d->train_begin - d->seq);
     for (b = 0; b < d->batch; b++) {
       int64_t o = d->train_begin + (int64_t)(ck_rng_u64(&d->rng) % span);
-      memcpy(xo + b * d->seq, d->tok + o, (size_t)d->seq * sizeof(int32_t));
-      memcpy(yo + b * d->seq, d->tok + o + 1, (size_t)d->seq * sizeof(int32_t));
+      ck_data_tokens(d, o, d->seq, xo + b * d->seq);
+      ck_data_tokens(d, o + 1, d->seq, yo + b * d->seq);
     }
   } else {
     unsigned char *xo = x, *yo = y;
@@ -529,8 +627,8 @@ void ck_data_eval_batch(const CkData *d, int64_t i, void *x, void *y) {
     int32_t *xo = x, *yo = y;
     for (b = 0; b < d->batch; b++) {
       int64_t o = d->eval_begin + (i * d->batch + b) * d->seq;
-      memcpy(xo + b * d->seq, d->tok + o, (size_t)d->seq * sizeof(int32_t));
-      memcpy(yo + b * d->seq, d->tok + o + 1, (size_t)d->seq * sizeof(int32_t));
+      ck_data_tokens(d, o, d->seq, xo + b * d->seq);
+      ck_data_tokens(d, o + 1, d->seq, yo + b * d->seq);
     }
   } else {
     size_t s0 = (size_t)(d->eval_begin + i * d->batch);

@@ -56,8 +56,11 @@ typedef struct CkData {
   int64_t batch, seq, vocab;
   int nfiles;
   CkDataFile files[2];
-  /* tokens */
-  int32_t *tok;
+  /* tokens: the file's bytes as read (tok_width bytes per id, little-endian,
+   * every id checked at open), decoded per window: a u16 file costs its own
+   * size in memory, not twice that as i32 */
+  unsigned char *tok;
+  int tok_width;
   int64_t ntok;
   /* samples (IDX, npy): x and y of every sample, converted to the model's dtypes */
   unsigned char *xs, *ys;
@@ -69,6 +72,7 @@ typedef struct CkData {
   uint64_t seed;
   CkRng rng;
   int64_t epoch, pos, batches;
+  int borrowed;              /* a view (ck_data_view): the buffers belong to another CkData */
 } CkData;
 
 /* Opens a source. path_override (may be NULL) replaces the descriptor's
@@ -78,6 +82,16 @@ typedef struct CkData {
 int ck_data_open(CkData *d, const CkDataDesc *desc, const char *path_override, int role,
                  uint64_t seed, CkIoErr *err);
 void ck_data_free(CkData *d);
+
+/* A second handle on an open source that shares its buffers (no copy): the
+ * eval side of a train source's validation split. view must not outlive src
+ * and only serves ck_data_eval_batch / ck_data_eval_batches;
+ * ck_data_free(view) frees nothing of src's. */
+void ck_data_view(CkData *view, const CkData *src);
+
+/* Token ids [o, o + n) of a token source, decoded to i32 (the caller keeps
+ * within [0, ntok)). */
+void ck_data_tokens(const CkData *d, int64_t o, int64_t n, int32_t *out);
 
 /* The next training batch into x (x.numel elements) and y (y.numel). */
 void ck_data_next(CkData *d, void *x, void *y);

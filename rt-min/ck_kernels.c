@@ -468,3 +468,37 @@ void ck_attention_f32(float *out, const float *q, const float *k, const float *v
     }
   }
 }
+
+/* The row `pos` of ck_attention_f32 (causal, T == S) from cached keys and
+ * values: the same loops over j < pos + 1 in the same order, so decoding
+ * token by token reproduces the full forward exactly. */
+void ck_attention_decode_f32(float *out, const float *q, const float *k, const float *v, float *kcache,
+                             float *vcache, int64_t batch, int64_t pos, int64_t S, int64_t D, int64_t Dv,
+                             float scale, float *scratch) {
+  int64_t b, j, d;
+  for (b = 0; b < batch; b++) {
+    const float *qb = q + b * D;
+    float *kb = kcache + b * S * D, *vb = vcache + b * S * Dv, *ob = out + b * Dv;
+    float m = -INFINITY, s = 0.0f;
+    memcpy(kb + pos * D, k + b * D, (size_t)D * sizeof(float));
+    memcpy(vb + pos * Dv, v + b * Dv, (size_t)Dv * sizeof(float));
+    for (j = 0; j <= pos; j++) {
+      const float *kj = kb + j * D;
+      float acc = 0.0f;
+      for (d = 0; d < D; d++) acc += qb[d] * kj[d];
+      acc *= scale;
+      scratch[j] = acc;
+      if (acc > m) m = acc;
+    }
+    for (j = 0; j <= pos; j++) {
+      scratch[j] = expf(scratch[j] - m);
+      s += scratch[j];
+    }
+    for (d = 0; d < Dv; d++) ob[d] = 0.0f;
+    for (j = 0; j <= pos; j++) {
+      const float *vj = vb + j * Dv;
+      float p = scratch[j] / s;
+      for (d = 0; d < Dv; d++) ob[d] += p * vj[d];
+    }
+  }
+}

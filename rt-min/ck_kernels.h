@@ -92,5 +92,16 @@ void ck_avgpool2d_f32(float *out, const float *x, int64_t N, int64_t C, int64_t 
 void ck_attention_f32(float *out, const float *q, const float *k, const float *v, int64_t batch,
                       int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, float scale,
                       float *scratch);
+/* One decode position of causal attention with a K/V cache, per batch item b:
+ * stores k[b], v[b] (the new row, D and Dv floats) at row pos of
+ * kcache[b] (S x D) and vcache[b] (S x Dv), then
+ *   out[b] (1 x Dv) = softmax(q[b] kcache[b][0..pos]^T * scale) vcache[b][0..pos]
+ * with the float operations of ck_attention_f32 for query row pos, so it
+ * equals that row of the causal attention over the whole sequence, bit for
+ * bit. Rows 0..pos-1 of the caches must hold the earlier positions' k, v.
+ * 0 <= pos < S (the caller checks). scratch: S floats. */
+void ck_attention_decode_f32(float *out, const float *q, const float *k, const float *v, float *kcache,
+                             float *vcache, int64_t batch, int64_t pos, int64_t S, int64_t D, int64_t Dv,
+                             float scale, float *scratch);
 
 #endif

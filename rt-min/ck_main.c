@@ -80,7 +80,7 @@ static int usage(const CkModelDesc *m, const char *msg) {
   }
   fprintf(stderr,
           "       %s sample --weights W.safetensors [--prompt TEXT] [--tokens N] [--temperature T]\n"
-          "             [--top-k K] [--seed S]\n"
+          "             [--top-k K] [--seed S] [--kv-cache on|off]\n"
           "(IDX and .npy data take PATH as X,Y)\n"
           "every command takes --threads N (default: $CK_THREADS, else 1); results do not depend on it\n",
           p);
@@ -426,10 +426,11 @@ static int run_eval(const CkModelDesc *m, const float *params, void *arena, cons
 }
 
 /* Opens the eval source: --eval-data (the whole file), else the train
- * block's eval data, else the validation split of the train data. Returns
+ * block's eval data, else the validation split of the train data (a view on
+ * `train` when the caller has it open, so the file is held once). Returns
  * 1 on error, 0 with *have = 0 when there is none. */
 static int open_eval(const CkModelDesc *m, const char *override, const char *data_override, uint64_t seed,
-                     CkData *ev, int *have) {
+                     const CkData *train, CkData *ev, int *have) {
   const CkTrainDesc *t = m->train;
   CkIoErr err;
   *have = 0;
@@ -449,7 +450,9 @@ static int open_eval(const CkModelDesc *m, const char *override, const char *dat
     return 0;
   }
   if (t->data.val_fraction > 0) {
-    if (ck_data_open(ev, &t->data, data_override, CK_DATA_ROLE_TRAIN, seed, &err)) {
+    if (train) {
+      ck_data_view(ev, train);
+    } else if (ck_data_open(ev, &t->data, data_override, CK_DATA_ROLE_TRAIN, seed, &err)) {
       fprintf(stderr, "%s: %s\n", m->exe, err.msg);
       return 1;
     }
@@ -479,7 +482,7 @@ static int cmd_eval(const CkModelDesc *m, int argc, char **argv) {
     free(params);
     return 1;
   }
-  if (open_eval(m, edata, NULL, (uint64_t)t->seed, &ev, &have)) {
+  if (open_eval(m, edata, NULL, (uint64_t)t->seed, NULL, &ev, &have)) {
     free(params);
     return 1;
   }
@@ -739,7 +742,8 @@ static int trainer_setup(Trainer *tr, int argc, char **argv, int64_t *start) {
     fprintf(stderr, "%s: %s\n", m->exe, err.msg);
     return 1;
   }
-  if (open_eval(m, tr->o.eval_data, tr->o.data, (uint64_t)tr->o.seed, &tr->ev, &tr->has_eval)) return 1;
+  if (open_eval(m, tr->o.eval_data, tr->o.data, (uint64_t)tr->o.seed, &tr->data, &tr->ev, &tr->has_eval))
+    return 1;
   tr->params = xmalloc(m, pbytes);
   tr->grads = xcalloc(m, pbytes);
   if (tr->nmom >= 1) tr->mom[0] = xcalloc(m, pbytes);
@@ -803,11 +807,16 @@ static int trainer_setup(Trainer *tr, int argc, char **argv, int64_t *start) {
 }
 
 /* One optimizer step: accumulate gradients over the window, average, check
- * the loss, clip by global norm, update every trainable parameter. */
+ * the loss, clip by global norm, update every trainable parameter. With the
+ * target's CkOptimOps (x86) the averaging, clipping and update are one fused
+ * pass over the pool (same float results); without, the reference kernels
+ * run param by param. */
 static int train_one(Trainer *tr, int64_t step, double *loss_out, double *lr_out, double *gnorm_out) {
   const CkModelDesc *m = tr->m;
   const CkTrainDesc *t = tr->t;
+  const CkOptimOps *ops = t->optim_ops;
   double lsum = 0, sq = 0, gnorm, lr;
+  float gscale = tr->accum > 1 ? (float)(1.0 / (double)tr->accum) : 1.0f, coef;
   int64_t a;
   int i;
   memset(tr->grads, 0, (size_t)m->params_floats * sizeof(float));
@@ -829,12 +838,15 @@ static int train_one(Trainer *tr, int64_t step, double *loss_out, double *lr_out
             isnan(*loss_out) ? "NaN" : "infinite", tr->last_ckpt[0] ? tr->last_ckpt : "none");
     return 2;
   }
-  for (i = 0; i < m->nparams; i++) {
-    const CkParamDesc *p = &m->params[i];
-    if (!p->trainable) continue;
-    if (tr->accum > 1) ck_scale_f32(tr->grads + p->offset, p->numel, (float)(1.0 / (double)tr->accum));
-    sq += ck_grad_sq_norm_f32(tr->grads + p->offset, p->numel);
-  }
+  if (ops) /* the target's fused step: g is scaled on the fly, never rewritten */
+    sq = ops->grad_sq_norm(m->ctx, m->params, m->nparams, tr->grads, gscale);
+  else
+    for (i = 0; i < m->nparams; i++) {
+      const CkParamDesc *p = &m->params[i];
+      if (!p->trainable) continue;
+      if (tr->accum > 1) ck_scale_f32(tr->grads + p->offset, p->numel, gscale);
+      sq += ck_grad_sq_norm_f32(tr->grads + p->offset, p->numel);
+    }
   gnorm = sqrt(sq);
   *gnorm_out = gnorm;
   if (!isfinite(gnorm)) {
@@ -842,13 +854,31 @@ static int train_one(Trainer *tr, int64_t step, double *loss_out, double *lr_out
             (long long)step, isnan(gnorm) ? "NaN" : "infinite", tr->last_ckpt[0] ? tr->last_ckpt : "none");
     return 2;
   }
-  if (t->clip > 0) {
-    float coef = (float)ck_clip_coef(gnorm, t->clip);
-    for (i = 0; i < m->nparams; i++)
-      if (m->params[i].trainable) ck_scale_f32(tr->grads + m->params[i].offset, m->params[i].numel, coef);
-  }
+  coef = t->clip > 0 ? (float)ck_clip_coef(gnorm, t->clip) : 1.0f;
   lr = sched_lr(t, tr->o.lr, step - 1, tr->o.steps);
   *lr_out = lr;
+  if (ops) {
+    CkOptimStep s;
+    memset(&s, 0, sizeof s);
+    s.optim = t->optim;
+    s.lr = lr;
+    s.momentum = t->momentum;
+    s.dampening = t->dampening;
+    s.beta1 = t->beta1;
+    s.beta2 = t->beta2;
+    s.eps = t->eps;
+    s.weight_decay = t->weight_decay;
+    s.nesterov = t->nesterov;
+    s.first_step = step == 1;
+    s.t = step;
+    s.gscale = gscale;
+    s.coef = coef;
+    ops->update(m->ctx, m->params, m->nparams, tr->params, tr->grads, tr->mom[0], tr->mom[1], &s);
+    return 0;
+  }
+  if (t->clip > 0)
+    for (i = 0; i < m->nparams; i++)
+      if (m->params[i].trainable) ck_scale_f32(tr->grads + m->params[i].offset, m->params[i].numel, coef);
   for (i = 0; i < m->nparams; i++) {
     const CkParamDesc *p = &m->params[i];
     double wd = p->decay ? t->weight_decay : 0;
@@ -1061,12 +1091,13 @@ static int cmd_sample(const CkModelDesc *m, int argc, char **argv) {
   const char *wpath = NULL, *prompt = NULL;
   int64_t ntok = 200, top_k = 0, seed = m->train ? m->train->seed : 1337, B, T, V, len, g;
   double temp = 1.0, *w = NULL;
-  float *params = NULL, *out = NULL, *sorted = NULL;
-  void *arena = NULL;
-  int32_t *idx = NULL, *ctx = NULL;
+  float *params = NULL, *out = NULL, *sorted = NULL, *cache = NULL, *dlogits = NULL;
+  void *arena = NULL, *darena = NULL;
+  int32_t *idx = NULL, *ctx = NULL, *dtok = NULL;
   const void *ins[1];
   CkRng rng;
-  int rc = 1, st, i;
+  int rc = 1, st, i, use_cache = m->decode != NULL;
+  int64_t cached = 0; /* positions 0..cached-1 of ctx are in the K/V cache */
   for (i = 0; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return usage(m, "sample: unknown or incomplete option");
@@ -1080,6 +1111,9 @@ static int cmd_sample(const CkModelDesc *m, int argc, char **argv) {
       if (parse_i64(v, 0, &seed)) return usage(m, "sample: --seed must be a non-negative integer");
     } else if (strcmp(a, "--temperature") == 0) {
       if (parse_f64(v, &temp)) return usage(m, "sample: --temperature must be a finite number >= 0");
+    } else if (strcmp(a, "--kv-cache") == 0) {
+      if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) return usage(m, "sample: --kv-cache must be on or off");
+      use_cache = m->decode != NULL && strcmp(v, "on") == 0;
     } else
       return usage(m, "sample: unknown or incomplete option");
   }
@@ -1102,6 +1136,12 @@ static int cmd_sample(const CkModelDesc *m, int argc, char **argv) {
   ctx = xmalloc(m, (size_t)(len + ntok + 1) * sizeof(int32_t));
   w = xmalloc(m, (size_t)V * sizeof(double));
   sorted = xmalloc(m, (size_t)V * sizeof(float));
+  if (use_cache) {
+    cache = xmalloc(m, (size_t)m->cache_bytes);
+    darena = xmalloc(m, (size_t)m->decode_arena_bytes);
+    dlogits = xmalloc(m, (size_t)(B * V) * sizeof(float));
+    dtok = xcalloc(m, (size_t)B * sizeof(int32_t));
+  }
   if (load_weights(m, wpath, params)) goto done;
   for (g = 0; g < len; g++) {
     ctx[g] = (unsigned char)prompt[g];
@@ -1117,6 +1157,26 @@ static int cmd_sample(const CkModelDesc *m, int argc, char **argv) {
   for (g = 0; g < ntok; g++) {
     int64_t n = len < T ? len : T, first = len - n;
     int32_t nt;
+    if (use_cache && len <= m->decode_max_pos) {
+      /* the context still starts at position 0: decode the positions not
+       * yet in the K/V cache (the prompt, then each new token) one by one;
+       * the last one's logits are forward's at position len - 1 */
+      for (; cached < len; cached++) {
+        dtok[0] = ctx[cached];
+        st = m->decode(m->ctx, params, cache, darena, dtok, cached, dlogits);
+        if (st) {
+          fprintf(stderr, "%s: decode failed: %s (code %d)\n", m->exe, ck_model_error_text(st), st);
+          goto done;
+        }
+      }
+      nt = pick_token(dlogits, V, temp, top_k, &rng, w, sorted);
+      ctx[len++] = nt;
+      if (nt < 256) putchar(nt);
+      else printf("<%ld>", (long)nt);
+      continue;
+    }
+    /* no cache, or a full window that slides: every position moves, so the
+     * whole window goes through forward */
     memset(idx, 0, (size_t)(B * T) * sizeof(int32_t));
     memcpy(idx, ctx + first, (size_t)n * sizeof(int32_t));
     ins[0] = idx;
@@ -1141,6 +1201,10 @@ done:
   free(ctx);
   free(w);
   free(sorted);
+  free(cache);
+  free(darena);
+  free(dlogits);
+  free(dtok);
   return rc;
 }
 

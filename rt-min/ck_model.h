@@ -64,6 +64,32 @@ typedef struct CkDataDesc {
   CkTensorDesc x, y;      /* the tensors fed to loss/train_step (batch dim first) */
 } CkDataDesc;
 
+/* One optimizer step's scalars, for CkOptimOps.update: the values ck_main
+ * passes to ck_optim.h's reference kernels, plus how g is scaled first. */
+typedef struct CkOptimStep {
+  int optim;              /* CK_OPTIM_* */
+  double lr, momentum, dampening, beta1, beta2, eps;
+  double weight_decay;    /* for params with `decay` set; 0 for the others */
+  int nesterov;
+  int first_step;         /* SGD: the momentum buffer starts as d */
+  int64_t t;              /* Adam: the step number after the increment (1 first) */
+  float gscale, coef;     /* g is used as (g * gscale) * coef: 1/accum and the
+                           * clip coefficient, each 1.0f when off */
+} CkOptimStep;
+
+/* Optional fast optimizer over all trainable params at once (x86:
+ * rt-min/x86/ck_x86_optim.h; NULL on c99, where ck_main calls the
+ * reference kernels param by param). grads are only read. */
+typedef struct CkOptimOps {
+  /* sum of ((g * gscale) rounded to float)^2 over trainable params, in double */
+  double (*grad_sq_norm)(void *ctx, const CkParamDesc *params, int nparams, const float *grads,
+                         float gscale);
+  /* the update of every trainable param; mom1 NULL for SGD, both NULL
+   * for SGD without momentum */
+  void (*update)(void *ctx, const CkParamDesc *params, int nparams, float *weights, const float *grads,
+                 float *mom0, float *mom1, const CkOptimStep *s);
+} CkOptimOps;
+
 typedef struct CkTrainDesc {
   CkDataDesc data, eval_data;
   int loss_kind;          /* CK_LOSS_*; cross_entropy: eval reports accuracy from logits */
@@ -86,6 +112,8 @@ typedef struct CkTrainDesc {
                   float *logits);
   int (*train_step_ctx)(void *ctx, const float *params, float *grads, void *arena, const void *x, const void *y,
                         float *loss);
+  /* The fused optimizer step run with ctx (x86); NULL: the reference path. */
+  const CkOptimOps *optim_ops;
 } CkTrainDesc;
 
 typedef struct CkModelDesc {
@@ -114,6 +142,14 @@ typedef struct CkModelDesc {
   void (*ctx_destroy)(void *ctx);
   int (*forward_ctx)(void *ctx, const float *params, void *arena, const void *const *inputs, float *out);
   void *ctx;
+  /* Generation with a K/V cache (passes/decode.c), or NULL: the logits
+   * [batch, V] of position pos, tokens[b] being row b's token there; cache
+   * (cache_bytes, caller-owned) keeps the earlier positions' keys and values,
+   * so positions are decoded 0, 1, ... in order. Equals forward's logits at
+   * that position. ctx as for forward_ctx (NULL on c99). */
+  int (*decode)(void *ctx, const float *params, float *cache, void *arena, const int32_t *tokens, int64_t pos,
+                float *logits);
+  int64_t decode_arena_bytes, cache_bytes, decode_max_pos;
 } CkModelDesc;
 
 /* Text for a nonzero code returned by a compute function. */

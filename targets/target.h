@@ -17,6 +17,7 @@ typedef struct CkcTarget {
   const char *rt_skip;      /* a file of rt_subdir not shipped ("ck_gemm_avx512.c"), or NULL */
   bool pool;                /* entries take `CkPool *pool` first; main.c owns the pool (--threads) */
   bool fast_gemm;           /* matmuls lower to ck_gemm_f32 (rt-min/x86/ck_gemm.h) on the pool */
+  bool vec_math;            /* f32 loops call rt-min/x86/ck_x86_math.h (inline, vectorisable) */
 } CkcTarget;
 
 /* NULL-terminated list, in --list-targets order. */

@@ -9,7 +9,7 @@ export CKC="${CKC:-build/ckc}"
 export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
 export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
 export PY=/usr/bin/python3
-GROUPS_ALL="unit golden cli robust e2e runtime memplan parity train x86"
+GROUPS_ALL="unit golden cli robust e2e runtime memplan parity train x86 decode"
 only="${CKC_ONLY:-$GROUPS_ALL}"
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
@@ -57,6 +57,7 @@ for g in $only; do
     runtime) run_group runtime test-suite/runtime/run.sh ;;
     memplan) run_group memplan test-suite/memplan/run.sh ;;
     x86)    [ -x test-suite/x86/run.sh ] && run_group x86 test-suite/x86/run.sh ;;
+    decode) [ -x test-suite/decode/run.sh ] && run_group decode test-suite/decode/run.sh ;;
     train) run_group train test-suite/train/run.sh ;;
     parity) for t in kernels grads ops_parity samples_parity fusion_parity; do
               [ -f "test-suite/parity/$t.py" ] && run_group "parity-$t" "$PY" "test-suite/parity/$t.py"

@@ -17,12 +17,14 @@ MKL_NUM_THREADS = k, OMP_WAIT_POLICY=PASSIVE for k > 1, GLIBC_TUNABLES
 Usage (the parent calls it; by hand for debugging):
   torch_side.py train --model tiny_gpt --steps 20 --threads 1 --data F [--data2 G] --out R.json
   torch_side.py infer --model tiny_gpt --reps 50 --threads 1 --out R.json
+  torch_side.py decode --model tiny_gpt --reps 5 --threads 1 --out R.json
   torch_side.py idle --out R.json          (import torch only: the RSS floor)
 The JSON holds per-step (or per-forward) seconds and torch's version.
 """
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -147,9 +149,73 @@ def infer(args):
     return {"forward_s": times}
 
 
+class KVDecoder:
+    """Generation with a K/V cache over the TinyGPT twin, the way a careful
+    PyTorch user writes it: caches preallocated once ([L, B, H, T, D]), the
+    new position's k and v copied in, attention of the one query over rows
+    0..pos, the model's own modules for everything else. Run under
+    torch.inference_mode()."""
+
+    def __init__(self, model, B, T):
+        self.m = model
+        C = model.wte.shape[1]
+        self.H = model.blocks[0].attn.n_head
+        self.C, self.D = C, C // self.H
+        shape = (len(model.blocks), B, self.H, T, self.D)
+        self.k, self.v = torch.zeros(shape), torch.zeros(shape)
+        self.scale = 1.0 / math.sqrt(self.D)
+
+    def step(self, tok, pos):
+        """tok: int64 [B, 1] at position pos -> logits [B, 1, V]."""
+        m, H, D, C = self.m, self.H, self.D, self.C
+        B = tok.shape[0]
+        x = F.embedding(tok, m.wte) + m.wpe[pos]
+        for i, blk in enumerate(m.blocks):
+            q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(C, dim=2)
+            self.k[i, :, :, pos] = k.view(B, H, D)
+            self.v[i, :, :, pos] = v.view(B, H, D)
+            att = torch.softmax((q.view(B, H, 1, D) @ self.k[i, :, :, :pos + 1].transpose(-1, -2)) * self.scale,
+                                dim=-1)
+            y = (att @ self.v[i, :, :, :pos + 1]).reshape(B, 1, C)
+            x = x + blk.attn.c_proj(y)
+            x = x + blk.mlp(blk.ln_2(x))
+        return m.ln_f(x) @ m.wte.t()
+
+
+def decode(args):
+    """Per-token latency of generation with a K/V cache, batch 1: each rep
+    decodes positions 0..T-1 of one sequence, every call timed. Checked once
+    against the full forward first (the same logits at every position), so
+    the cached path does all the work the forward does."""
+    factory, kind, _, shape = MODELS[args.model]
+    if kind != "tokens":
+        raise SystemExit("decode: %s is not a language model" % args.model)
+    torch.manual_seed(1)
+    model = factory()
+    gpt_init(model)
+    model.eval()
+    T = shape["T"]
+    x = torch.randint(0, shape["V"], (1, T))
+    times = []
+    with torch.inference_mode():
+        dec = KVDecoder(model, 1, T)
+        full = model(x)
+        for pos in range(T):
+            got = dec.step(x[:, pos:pos + 1], pos)
+            if not torch.allclose(got[:, 0], full[:, pos], rtol=1e-4, atol=1e-5):
+                raise SystemExit("decode: the cached step differs from the forward at position %d" % pos)
+        for _ in range(args.reps):
+            for pos in range(T):
+                t0 = time.perf_counter()
+                out = dec.step(x[:, pos:pos + 1], pos)
+                float(out[0, 0, 0])
+                times.append(time.perf_counter() - t0)
+    return {"decode_s": times}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train", "infer", "idle"])
+    ap.add_argument("mode", choices=["train", "infer", "decode", "idle"])
     ap.add_argument("--model", default="mlp", choices=sorted(MODELS))
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--reps", type=int, default=50)
@@ -163,6 +229,8 @@ def main():
         res = train(args)
     elif args.mode == "infer":
         res = infer(args)
+    elif args.mode == "decode":
+        res = decode(args)
     else:
         res = {}
     res.update(torch=torch.__version__, threads=torch.get_num_threads())

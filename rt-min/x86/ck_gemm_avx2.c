@@ -43,9 +43,11 @@
   _mm256_storeu_ps(c + (r) * ldc, c##r##a);                                                  \
   _mm256_storeu_ps(c + (r) * ldc + 8, c##r##b);
 
-/* Full 6 x 16 tile, same fma-chain contract as the AVX-512 kernel. */
-static CKG_NOINLINE void ckg_kernel(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
-                       int load_c) {
+/* Full 6 x 16 tile, same fma-chain contract as the AVX-512 kernel. During
+ * its first 6 k steps it prefetches one 64-byte row of the next C tile (pf)
+ * each, spread out so the prefetches do not queue up in a burst. */
+static CKG_NOINLINE void ckg_kernel(int64_t kc, const float *ap, const float *bp, float *c,
+                                    int64_t ldc, int load_c, const float *pf) {
   int64_t k;
   CKG_ROWS(CKG_DECL)
   if (load_c) {
@@ -55,6 +57,10 @@ static CKG_NOINLINE void ckg_kernel(int64_t kc, const float *ap, const float *bp
   }
   for (k = 0; k < kc; k++) {
     __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+    if (k < CKG_MR) {
+      _mm_prefetch((const char *)(pf + k * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pf + k * ldc + CKG_NR - 1), _MM_HINT_T0);
+    }
     CKG_ROWS(CKG_FMA)
     ap += CKG_MR;
     bp += CKG_NR;

@@ -4,17 +4,26 @@
  *                    vectors of packed B), CKG_KC, CKG_NC  cache blocks,
  *   CKG_ENTRY        the name of the public entry point to define, and
  *   static void ckg_kernel(int64_t kc, const float *ap, const float *bp,
- *                          float *c, int64_t ldc, int load_c)
+ *                          float *c, int64_t ldc, int load_c, const float *pf)
  * (one full CKG_MR x CKG_NR tile: c = (load_c ? c : 0) + ap-panel @ bp-panel
- * as per-element fma chains in k order), then includes this file once.
+ * as per-element fma chains in k order; pf is the C tile that comes next, to
+ * prefetch), optionally CKG_HAS_EDGE with
+ *   static void ckg_kernel_edge(kc, ap, bp, c, ldc, load_c, int mr, int nr)
+ * (a partial mr x nr tile written in place; without it edge tiles run the
+ * full kernel on a padded copy), then includes this file once. It needs
+ * <immintrin.h> (AVX, for the transposing packers).
  *
  * Loop nest (BLIS's, with the roles of A and B swapped because C is row-major
  * and vectors run along N):
  *   jc over N by CKG_NC      B block (CKG_KC x CKG_NC, packed, shared) in L2
  *     pc over K by CKG_KC    k blocks in order: the fma chain continues via C
- *       parallel: pack the B block's CKG_NR-wide micro-panels
- *       parallel: chunk = (MR-row tile, group of micro-panels): pack the A
- *                 micro-panel (CKG_MR x CKG_KC, stays in L1), sweep the group
+ *       one thread: pack the B block, then for each MR-row tile pack its A
+ *                   micro-panel (CKG_MR x CKG_KC, stays in L1) once and
+ *                   sweep every B micro-panel
+ *       pool: parallel: pack the B micro-panels (and, when a row tile is
+ *                       split over several chunks, the A block, so no row
+ *                       tile is packed twice)
+ *             parallel: chunk = (MR-row tile, group of micro-panels)
  * Chunks depend on the shape only, and k is never split, so any thread count
  * computes the same bits. */
 #ifndef CKG_MR
@@ -46,6 +55,7 @@ typedef struct CkgJob {
   int64_t npanels;  /* micro-panels in the current B block */
   int64_t ngroups, group; /* micro-panels split into ngroups groups of `group` */
   float *bpack;     /* packed B block being swept */
+  float *apack;     /* shared packed A block (several chunks per row tile), or NULL */
   float *own;       /* scratch when pool is NULL: one slot */
   /* batch-parallel path */
   int64_t a_bstride, b_bstride;
@@ -56,116 +66,179 @@ static float *ckg_slot(CkgJob *j, int tid) {
   return j->pool ? (float *)ck_pool_scratch(j->pool, tid, CKG_SLOT_BYTES) : j->own;
 }
 
-/* A micro-panel: ap[k*MR + r] = opA[i0 + r, p0 + k], rows past mr are zero so
- * the kernel can always run a full tile (the padding never reaches out). */
-static void ckg_pack_a(float *ap, const CkgJob *j, int64_t i0, int mr) {
-  int64_t k, kc = j->kc, p0 = j->pc;
+/* dst[k*W + r] = src[r*ld + k] for r < rows, k < kc: eight rows of src at a
+ * time through an 8x8 transpose in ymm registers (AVX, present in both ISA
+ * builds); a scalar copy moves the k tail. Packing a transposed operand is
+ * on the critical path of small-M products (batch-1 inference packs as
+ * many floats as it multiplies), so it runs at vector speed. */
+static void ckg_tr8(float *dst, int W, const float *src, int64_t ld, int64_t kc) {
+  int64_t k = 0;
   int r;
-  if (j->ta) { /* A stored K x M: a row of the panel is contiguous */
-    for (k = 0; k < kc; k++) {
-      const float *src = j->a + (p0 + k) * j->M + i0;
-      float *dst = ap + k * CKG_MR;
-      for (r = 0; r < mr; r++) dst[r] = src[r];
-      for (; r < CKG_MR; r++) dst[r] = 0.0f;
-    }
-    return;
+  /* Each ymm holds 4 k of row q (low half) and of row q + 4 (high half), so
+   * two in-lane shuffle stages finish the transpose (16 shuffles per 64
+   * floats instead of 24 with a cross-lane stage). */
+#define CKG_LD2(q, kk)                                                                       \
+  _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(src + (q)*ld + (kk))),            \
+                       _mm_loadu_ps(src + ((q) + 4) * ld + (kk)), 1)
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r0 = CKG_LD2(0, k), r1 = CKG_LD2(1, k), r2 = CKG_LD2(2, k), r3 = CKG_LD2(3, k);
+    __m256 r4 = CKG_LD2(0, k + 4), r5 = CKG_LD2(1, k + 4), r6 = CKG_LD2(2, k + 4);
+    __m256 r7 = CKG_LD2(3, k + 4);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    float *d = dst + k * W;
+    _mm256_storeu_ps(d, _mm256_shuffle_ps(t0, t2, 0x44));
+    _mm256_storeu_ps(d + W, _mm256_shuffle_ps(t0, t2, 0xee));
+    _mm256_storeu_ps(d + 2 * W, _mm256_shuffle_ps(t1, t3, 0x44));
+    _mm256_storeu_ps(d + 3 * W, _mm256_shuffle_ps(t1, t3, 0xee));
+    _mm256_storeu_ps(d + 4 * W, _mm256_shuffle_ps(t4, t6, 0x44));
+    _mm256_storeu_ps(d + 5 * W, _mm256_shuffle_ps(t4, t6, 0xee));
+    _mm256_storeu_ps(d + 6 * W, _mm256_shuffle_ps(t5, t7, 0x44));
+    _mm256_storeu_ps(d + 7 * W, _mm256_shuffle_ps(t5, t7, 0xee));
   }
-  for (r = 0; r < mr; r++) {
-    const float *src = j->a + (i0 + r) * j->K + p0;
-    for (k = 0; k < kc; k++) ap[k * CKG_MR + r] = src[k];
-  }
-  for (; r < CKG_MR; r++)
-    for (k = 0; k < kc; k++) ap[k * CKG_MR + r] = 0.0f;
+#undef CKG_LD2
+  for (; k < kc; k++)
+    for (r = 0; r < 8; r++) dst[k * W + r] = src[r * ld + k];
 }
 
-/* B micro-panel jp of the current block: bp[k*NR + c] = opB[p0 + k, j0 + c],
+/* The same for four rows (4x4 transposes in xmm registers). */
+static void ckg_tr4(float *dst, int W, const float *src, int64_t ld, int64_t kc) {
+  int64_t k = 0;
+  int r;
+  for (; k + 4 <= kc; k += 4) {
+    __m128 r0 = _mm_loadu_ps(src + k), r1 = _mm_loadu_ps(src + ld + k);
+    __m128 r2 = _mm_loadu_ps(src + 2 * ld + k), r3 = _mm_loadu_ps(src + 3 * ld + k);
+    __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);
+    __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
+    float *d = dst + k * W;
+    _mm_storeu_ps(d, _mm_movelh_ps(t0, t2));
+    _mm_storeu_ps(d + W, _mm_movehl_ps(t2, t0));
+    _mm_storeu_ps(d + 2 * W, _mm_movelh_ps(t1, t3));
+    _mm_storeu_ps(d + 3 * W, _mm_movehl_ps(t3, t1));
+  }
+  for (; k < kc; k++)
+    for (r = 0; r < 4; r++) dst[k * W + r] = src[r * ld + k];
+}
+
+/* Packs a transposed panel: dst[k*W + r] = src[r*ld + k] for r < rows (each
+ * row of src contiguous in k), rows past `rows` up to W are zero. */
+static void ckg_pack_t(float *dst, int W, const float *src, int64_t ld, int rows, int64_t kc) {
+  int64_t k;
+  int r = 0;
+  for (; r + 8 <= rows; r += 8) ckg_tr8(dst + r, W, src + r * ld, ld, kc);
+  for (; r + 4 <= rows; r += 4) ckg_tr4(dst + r, W, src + r * ld, ld, kc);
+  for (; r < rows; r++)
+    for (k = 0; k < kc; k++) dst[k * W + r] = src[r * ld + k];
+  if (rows < W)
+    for (k = 0; k < kc; k++)
+      for (r = rows; r < W; r++) dst[k * W + r] = 0.0f;
+}
+
+/* Packs a panel stored along W: dst[k*W + c] = src[k*ld + c] for c < cols,
+ * zero past it. A full row is one fixed-size copy (vector moves). */
+static void ckg_pack_n(float *dst, int W, const float *src, int64_t ld, int cols, int64_t kc) {
+  int64_t k;
+  int c;
+  if (cols == W) {
+    for (k = 0; k < kc; k++) memcpy(dst + k * W, src + k * ld, (size_t)W * sizeof(float));
+    return;
+  }
+  for (k = 0; k < kc; k++) {
+    for (c = 0; c < cols; c++) dst[k * W + c] = src[k * ld + c];
+    for (; c < W; c++) dst[k * W + c] = 0.0f;
+  }
+}
+
+/* A micro-panel of row tile it: ap[k*MR + r] = opA[i0 + r, pc + k], rows past
+ * the matrix edge are zero so the kernel can always run a full tile (the
+ * padding never reaches out). */
+static void ckg_pack_a(float *ap, const CkgJob *j, int64_t it) {
+  int64_t i0 = it * CKG_MR;
+  int mr = (int)(j->M - i0 < CKG_MR ? j->M - i0 : CKG_MR);
+  if (j->ta) /* A stored K x M */
+    ckg_pack_n(ap, CKG_MR, j->a + j->pc * j->M + i0, j->M, mr, j->kc);
+  else
+    ckg_pack_t(ap, CKG_MR, j->a + i0 * j->K + j->pc, j->K, mr, j->kc);
+}
+
+/* B micro-panel jp of the current block: bp[k*NR + c] = opB[pc + k, j0 + c],
  * columns past the matrix edge are zero. */
 static void ckg_pack_b(float *bp, const CkgJob *j, int64_t jp) {
-  int64_t k, kc = j->kc, p0 = j->pc, j0 = j->jc + jp * CKG_NR;
-  int64_t nr = j->N - j0 < CKG_NR ? j->N - j0 : CKG_NR;
-  int c;
-  if (!j->tb) { /* B stored K x N: rows of the panel are contiguous */
-    for (k = 0; k < kc; k++) {
-      const float *src = j->b + (p0 + k) * j->N + j0;
-      float *dst = bp + k * CKG_NR;
-      if (nr == CKG_NR) {
-        memcpy(dst, src, CKG_NR * sizeof(float));
-      } else {
-        for (c = 0; c < nr; c++) dst[c] = src[c];
-        for (; c < CKG_NR; c++) dst[c] = 0.0f;
-      }
-    }
-    return;
-  }
-  /* B stored N x K: walk four columns at a time so each source row streams. */
-  for (c = 0; c + 4 <= nr; c += 4) {
-    const float *s0 = j->b + (j0 + c) * j->K + p0, *s1 = s0 + j->K, *s2 = s1 + j->K,
-                *s3 = s2 + j->K;
-    float *dst = bp + c;
-    for (k = 0; k < kc; k++) {
-      dst[k * CKG_NR + 0] = s0[k];
-      dst[k * CKG_NR + 1] = s1[k];
-      dst[k * CKG_NR + 2] = s2[k];
-      dst[k * CKG_NR + 3] = s3[k];
-    }
-  }
-  for (; c < nr; c++) {
-    const float *src = j->b + (j0 + c) * j->K + p0;
-    for (k = 0; k < kc; k++) bp[k * CKG_NR + c] = src[k];
-  }
-  for (; c < CKG_NR; c++)
-    for (k = 0; k < kc; k++) bp[k * CKG_NR + c] = 0.0f;
+  int64_t j0 = j->jc + jp * CKG_NR;
+  int nr = (int)(j->N - j0 < CKG_NR ? j->N - j0 : CKG_NR);
+  if (j->tb) /* B stored N x K */
+    ckg_pack_t(bp, CKG_NR, j->b + j0 * j->K + j->pc, j->K, nr, j->kc);
+  else
+    ckg_pack_n(bp, CKG_NR, j->b + j->pc * j->N + j0, j->N, nr, j->kc);
 }
 
-static void ckg_pack_b_chunk(void *ctx, int64_t chunk, int tid) {
+/* Pack region chunk: B micro-panels first, then (when row tiles are swept
+ * by several chunks) the A micro-panels into the shared A block. */
+static void ckg_pack_chunk(void *ctx, int64_t chunk, int tid) {
   CkgJob *j = (CkgJob *)ctx;
   (void)tid;
-  ckg_pack_b(j->bpack + chunk * (j->kc * CKG_NR), j, chunk);
+  if (chunk < j->npanels)
+    ckg_pack_b(j->bpack + chunk * (j->kc * CKG_NR), j, chunk);
+  else
+    ckg_pack_a(j->apack + (chunk - j->npanels) * CKG_A_FLOATS, j, chunk - j->npanels);
 }
 
-/* One chunk: the A micro-panel of one MR-row tile against one group of B
- * micro-panels. Edge tiles run the same kernel on a padded copy of C, so the
- * arithmetic of every element is the same whichever tile it falls in. */
-static void ckg_compute(CkgJob *j, int64_t chunk, float *slot) {
-  int64_t it = chunk / j->ngroups, g = chunk % j->ngroups;
-  int64_t i0 = it * CKG_MR, jp, jp_end;
+/* Row tile it (its packed A micro-panel ap) against B micro-panels
+ * [jp, jp_end) of the current block. Edge tiles run the same kernel on a
+ * padded copy of C, so the arithmetic of every element is the same whichever
+ * tile it falls in. */
+static void ckg_sweep(const CkgJob *j, int64_t it, int64_t jp, int64_t jp_end, const float *ap,
+                      float *tmp) {
+  int64_t i0 = it * CKG_MR;
   int mr = (int)(j->M - i0 < CKG_MR ? j->M - i0 : CKG_MR);
   int load = j->load0 || j->pc > 0;
-  float *ap = slot, *tmp = slot + CKG_A_FLOATS;
-  ckg_pack_a(ap, j, i0, mr);
-  jp = g * j->group;
-  jp_end = jp + j->group < j->npanels ? jp + j->group : j->npanels;
+  const int64_t jp0 = jp;
   for (; jp < jp_end; jp++) {
     int64_t j0 = j->jc + jp * CKG_NR;
     int nr = (int)(j->N - j0 < CKG_NR ? j->N - j0 : CKG_NR);
     const float *bp = j->bpack + jp * (j->kc * CKG_NR);
     float *c = j->out + i0 * j->N + j0;
-    if (jp + 1 < jp_end) { /* the next tile's C rows, so its loads do not stall the FMAs */
-      int r;
-      for (r = 0; r < mr; r++) {
-        _mm_prefetch((const char *)(c + CKG_NR + r * j->N), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + CKG_NR + r * j->N + CKG_NR - 1), _MM_HINT_T0);
-      }
-    }
     if (mr == CKG_MR && nr == CKG_NR) {
-      ckg_kernel(j->kc, ap, bp, c, j->N, load);
+      /* the kernel prefetches the C tile that comes next: the next panel,
+       * or the next row tile's first panel (a hint: another chunk may run it) */
+      const float *pf = c;
+      if (jp + 1 < jp_end) pf = c + CKG_NR;
+      else if (i0 + 2 * CKG_MR <= j->M) pf = c + CKG_MR * j->N - (jp - jp0) * CKG_NR;
+      ckg_kernel(j->kc, ap, bp, c, j->N, load, pf);
     } else {
+#ifdef CKG_HAS_EDGE
+      (void)tmp;
+      ckg_kernel_edge(j->kc, ap, bp, c, j->N, load, mr, nr);
+#else
       int r, q;
       if (load) {
         for (r = 0; r < CKG_MR; r++)
           for (q = 0; q < CKG_NR; q++)
             tmp[r * CKG_NR + q] = (r < mr && q < nr) ? c[r * j->N + q] : 0.0f;
       }
-      ckg_kernel(j->kc, ap, bp, tmp, CKG_NR, load);
+      ckg_kernel(j->kc, ap, bp, tmp, CKG_NR, load, tmp);
       for (r = 0; r < mr; r++)
         for (q = 0; q < nr; q++) c[r * j->N + q] = tmp[r * CKG_NR + q];
+#endif
     }
   }
 }
 
+/* Compute region chunk = (row tile, group of B micro-panels). With one group
+ * per row tile the chunk packs its own A micro-panel (into L1, used once);
+ * with several, the pack region already packed it into the shared A block,
+ * so no row tile is packed twice. */
 static void ckg_compute_chunk(void *ctx, int64_t chunk, int tid) {
   CkgJob *j = (CkgJob *)ctx;
-  ckg_compute(j, chunk, ckg_slot(j, tid));
+  int64_t it = chunk / j->ngroups, g = chunk % j->ngroups;
+  int64_t jp = g * j->group, jp_end = jp + j->group < j->npanels ? jp + j->group : j->npanels;
+  float *slot = ckg_slot(j, tid);
+  const float *ap = slot;
+  if (j->apack) ap = j->apack + it * CKG_A_FLOATS;
+  else ckg_pack_a(slot, j, it);
+  ckg_sweep(j, it, jp, jp_end, ap, slot + CKG_A_FLOATS);
 }
 
 /* Block geometry for (jc, pc): how many micro-panels, and how to group them
@@ -186,9 +259,10 @@ static void ckg_block(CkgJob *j, int64_t jc, int64_t pc) {
   j->ngroups = (j->npanels + j->group - 1) / j->group;
 }
 
-/* One product on the calling thread only (scratch slot tid). */
+/* One product on the calling thread only (scratch slot tid): each row tile's
+ * A micro-panel is packed once per block and swept over every B panel. */
 static void ckg_one_serial(CkgJob *j, int tid) {
-  int64_t jc, pc, jp, ch;
+  int64_t jc, pc, jp, it, mtiles = (j->M + CKG_MR - 1) / CKG_MR;
   float *slot = ckg_slot(j, tid);
   if (!slot) { /* out of memory: same numbers, slowly */
     ck_gemm_f32_scalar(j->out, j->a, j->b, 1, j->M, j->N, j->K, j->ta, j->tb, 0, 0,
@@ -200,24 +274,34 @@ static void ckg_one_serial(CkgJob *j, int tid) {
     for (pc = 0; pc < j->K; pc += CKG_KC) {
       ckg_block(j, jc, pc);
       for (jp = 0; jp < j->npanels; jp++) ckg_pack_b(j->bpack + jp * (j->kc * CKG_NR), j, jp);
-      for (ch = 0; ch < ((j->M + CKG_MR - 1) / CKG_MR) * j->ngroups; ch++) ckg_compute(j, ch, slot);
+      for (it = 0; it < mtiles; it++) {
+        ckg_pack_a(slot, j, it);
+        ckg_sweep(j, it, 0, j->npanels, slot, slot + CKG_A_FLOATS);
+      }
     }
 }
 
-/* One product spread over the pool: two parallel regions per block. */
+/* One product spread over the pool: two parallel regions per block (pack,
+ * then compute). The shared buffer holds the B block and, for products with
+ * fewer than CKG_MIN_CHUNKS row tiles, the A block. */
 static void ckg_one_parallel(CkgJob *j) {
-  int64_t jc, pc;
-  j->bpack = (float *)ck_pool_scratch(j->pool, -1, CKG_B_FLOATS * sizeof(float));
-  if (!j->bpack) {
+  int64_t jc, pc, mtiles = (j->M + CKG_MR - 1) / CKG_MR;
+  int t, threads = ck_pool_threads(j->pool);
+  float *shared = (float *)ck_pool_scratch(
+      j->pool, -1, (CKG_B_FLOATS + (size_t)CKG_MIN_CHUNKS * CKG_A_FLOATS) * sizeof(float));
+  for (t = 0; t < threads && shared; t++) /* every slot now, so chunks never see NULL */
+    if (!ck_pool_scratch(j->pool, t, CKG_SLOT_BYTES)) shared = NULL;
+  if (!shared) {
     ckg_one_serial(j, 0);
     return;
   }
+  j->bpack = shared;
   for (jc = 0; jc < j->N; jc += CKG_NC)
     for (pc = 0; pc < j->K; pc += CKG_KC) {
       ckg_block(j, jc, pc);
-      ck_pool_parallel_for(j->pool, j->npanels, ckg_pack_b_chunk, j);
-      ck_pool_parallel_for(j->pool, ((j->M + CKG_MR - 1) / CKG_MR) * j->ngroups,
-                           ckg_compute_chunk, j);
+      j->apack = j->ngroups > 1 ? shared + CKG_B_FLOATS : NULL;
+      ck_pool_parallel_for(j->pool, j->npanels + (j->apack ? mtiles : 0), ckg_pack_chunk, j);
+      ck_pool_parallel_for(j->pool, mtiles * j->ngroups, ckg_compute_chunk, j);
     }
 }
 

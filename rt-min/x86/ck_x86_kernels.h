@@ -1,12 +1,14 @@
 /* rt-min/x86/ck_x86_kernels.h - x86 targets' pooled versions of reference
- * kernels (hosted C99, no intrinsics: the loops are written in fixed blocks
- * of 16 lanes, which gcc and clang vectorize for the target's -march).
+ * kernels (hosted C99 plus 16-float vector values, CkX86Vec16 below; no
+ * intrinsics, so the same code serves x86-avx2, x86-avx512 and the tests).
  *
  * Each kernel has exactly the contract of the reference kernel it replaces
  * (rt-min/ck_kernels.h, rt-min/ck_grad.h) plus the pool as first argument,
  * and computes every output element with the same floating-point operations
  * in the same order: only the loop nesting changes (k and v are transposed
- * into per-thread scratch so the lanes run over keys, never over a sum). So
+ * into per-thread scratch so the lanes run over keys, never over a sum;
+ * attention works on register tiles of 4 query rows, layernorm interleaves
+ * the sums of 4 rows, each sum still in the reference's order). So
  * the results are bitwise equal to the reference kernel, and therefore to
  * the c99 program, for every thread count. The work is split over batch
  * items only (chunk = one (batch, head) item), and every write of an item's
@@ -18,6 +20,22 @@
 #include <stdint.h>
 
 #include "ck_pool.h"
+
+/* 16 floats as one value (a GCC/clang vector extension; the rest is C99):
+ * one zmm on x86-avx512, two ymm on x86-avx2. Arithmetic on it is lane-wise
+ * IEEE float arithmetic (a scalar operand is broadcast), and with
+ * -ffp-contract=off `a += x * y` stays a rounded multiply and a rounded add,
+ * exactly as in the scalar reference loops. Loads and stores go through
+ * CkX86Vec16u (any alignment, may alias floats): one vmovups each. Macros,
+ * not functions: gcc warns (-Wpsabi) about 64-byte vectors passed by value
+ * wherever AVX-512 is off (the x86-avx2 target, the unit-test build). */
+typedef float CkX86Vec16 __attribute__((vector_size(64)));
+typedef float CkX86Vec16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define CK_X86_LANES 16
+#define CK_X86_VLOAD16(p) (*(const CkX86Vec16u *)(const void *)(p))
+#define CK_X86_VSTORE16(p, v) (*(CkX86Vec16u *)(void *)(p) = (v))
+/* all 16 lanes s (s is evaluated 16 times: pass a plain value) */
+#define CK_X86_VSET16(s) ((CkX86Vec16){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s})
 
 /* ck_attention_f32 on the pool; scratch is the reference kernel's (S floats),
  * used only when falling back to it. */
@@ -50,5 +68,9 @@ void ck_x86_layernorm_backward_f32(CkPool *pool, float *dx, float *dweight, floa
  * chunks of CK_X86_ROWS outer indices times CK_X86_COLS inner indices, the
  * inner block summed as 16 independent lanes (vectorized, same order). */
 void ck_x86_sum_f32(CkPool *pool, float *out, const float *x, int64_t outer, int64_t n, int64_t inner);
+
+/* The losses over long rows (pooled, vectorised) live beside these; the
+ * generated code includes this header only. */
+#include "ck_x86_nn.h"
 
 #endif

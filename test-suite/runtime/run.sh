@@ -6,7 +6,9 @@
 # CK_TEST_CRASH_IN_CHECKPOINT=N: the N-th checkpoint write of the process
 # stops with SIGKILL after half its temp file) and --resume, a corrupt newest
 # checkpoint, sampling, eval, data errors, NaN stop, progress output and
-# usage errors. Prints PASS/FAIL lines; exit status 1 if any failed.
+# usage errors; then ckpt_stream.c: the streaming checkpoint writer against a
+# reference file, write errors (/dev/full, a file size limit) and peak RSS.
+# Prints PASS/FAIL lines; exit status 1 if any failed.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -205,5 +207,21 @@ then pass "runtime NaN loss stops the run"; else fail "runtime NaN loss stops th
 if "$MLP" infer --weights A/weights.safetensors --in x.npy --out y.npy &&
    "$PY" -c "import numpy as np; y = np.load('y.npy'); assert y.shape == (4, 3) and np.isfinite(y).all()"
 then pass "runtime infer"; else fail "runtime infer"; fi
+
+# ---- streaming writers and readers (ckpt_stream.c prints its own PASS/FAIL lines) ------------
+cd "$ROOT" || exit 1
+mkdir -p "$tmp/stream"
+# shellcheck disable=SC2086
+if $CC $FLAGS -I"$ROOT" test-suite/runtime/ckpt_stream.c rt-min/ck_ckpt.c rt-min/ck_data.c rt-min/ck_io.c \
+     rt-min/ck_rng.c -lm -o "$tmp/ckpt_stream" 2>"$tmp/cs.log"; then
+  "$tmp/ckpt_stream" "$tmp/stream" >"$tmp/cs.out" 2>&1
+  rc=$?
+  sed -E 's/^(PASS|FAIL) /\1 runtime /' "$tmp/cs.out"
+  n=$(grep -c '^FAIL' "$tmp/cs.out")
+  nfail=$((nfail + n))
+  [ $rc -ne 0 ] && [ "$n" -eq 0 ] && fail "runtime ckpt_stream" "exit $rc"
+else
+  fail "runtime ckpt_stream build"; sed 's/^/    /' "$tmp/cs.log" | head -20
+fi
 
 [ $nfail -eq 0 ]

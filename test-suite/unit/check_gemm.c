@@ -203,6 +203,80 @@ START_TEST(test_batch) {
 }
 END_TEST
 
+/* The products the sample models run (bench/sgemm.c --shapes): tiny_gpt at
+ * 512 rows, batch-1 inference at 64 rows (a 4-row edge tile and several
+ * chunks per row tile, so the shared packed-A block is used), GPT-2-like
+ * widths at 256 rows; forward (tb=1), dX (plain) and dW (ta=1, accumulated,
+ * checked bitwise against the scalar chain started from the same out). */
+START_TEST(test_model_shapes) {
+  static const int64_t shapes[][6] = {
+      {64, 384, 128, 0, 1, 0},  {64, 128, 512, 0, 1, 0},  {512, 384, 128, 0, 1, 0},
+      {512, 128, 384, 0, 0, 0}, {384, 128, 512, 1, 0, 1}, {128, 512, 512, 1, 0, 1},
+      {256, 768, 300, 0, 1, 0}, {256, 700, 260, 0, 0, 1}, {770, 96, 256, 1, 0, 1}};
+  int isa = isa_of(_i);
+  if (!isa_usable(isa)) return;
+  CkPool *pool = ck_pool_create(2);
+  ck_assert_ptr_nonnull(pool);
+  for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    const int64_t M = shapes[c][0], N = shapes[c][1], K = shapes[c][2];
+    const int ta = (int)shapes[c][3], tb = (int)shapes[c][4];
+    if (!shapes[c][5]) {
+      Shape s = {1, M, N, K, ta, tb, -1, -1};
+      check_one(isa, pool, s, 300u + (uint64_t)c);
+      continue;
+    }
+    Lcg g = {400u + (uint64_t)c};
+    float *a = fill(&g, (size_t)(M * K)), *b = fill(&g, (size_t)(K * N));
+    float *x = fill(&g, (size_t)(M * N)), *y = malloc((size_t)(M * N) * sizeof *y);
+    ck_assert_ptr_nonnull(y);
+    memcpy(y, x, (size_t)(M * N) * sizeof *y);
+    ck_gemm_f32_scalar(x, a, b, 1, M, N, K, ta, tb, 0, 0, CK_GEMM_ACCUMULATE);
+    ck_gemm_f32_isa(isa, pool, y, a, b, 1, M, N, K, ta, tb, 0, 0, CK_GEMM_ACCUMULATE);
+    ck_assert_msg(memcmp(x, y, (size_t)(M * N) * sizeof *x) == 0,
+                  "%s M=%lld N=%lld K=%lld ta=%d tb=%d accumulate: not the scalar chain",
+                  isa_name(isa), (long long)M, (long long)N, (long long)K, ta, tb);
+    free(a), free(b), free(x), free(y);
+  }
+  ck_pool_destroy(pool);
+}
+END_TEST
+
+/* Edge tiles (masked or padded) write inside the matrix only: a guard zone
+ * after `out` keeps its sentinel, for last tiles of every row and column
+ * remainder, with and without accumulate, serial and threaded. */
+START_TEST(test_edge_guard) {
+  int isa = isa_of(_i);
+  if (!isa_usable(isa)) return;
+  CkPool *pool = ck_pool_create(2);
+  ck_assert_ptr_nonnull(pool);
+  const int64_t guard = 256;
+  for (int64_t M = 1; M <= 25; M += 3)
+    for (int64_t N = 1; N <= 70; N += 5)
+      for (int flags = 0; flags <= CK_GEMM_ACCUMULATE; flags++) {
+        const int64_t K = 37;
+        Lcg g = {(uint64_t)(M * 1000 + N * 10 + flags)};
+        float *a = fill(&g, (size_t)(M * K)), *b = fill(&g, (size_t)(K * N));
+        float *out = malloc((size_t)(M * N + guard) * sizeof *out);
+        float *ref = malloc((size_t)(M * N) * sizeof *ref);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_ptr_nonnull(ref);
+        for (int64_t i = 0; i < M * N + guard; i++) out[i] = (float)i;
+        for (int64_t i = 0; i < M * N; i++) ref[i] = (float)i;
+        ck_gemm_f32_scalar(ref, a, b, 1, M, N, K, 0, 0, 0, 0, flags);
+        ck_gemm_f32_isa(isa, (M + N) % 2 ? pool : NULL, out, a, b, 1, M, N, K, 0, 0, 0, 0, flags);
+        ck_assert_msg(memcmp(out, ref, (size_t)(M * N) * sizeof *out) == 0,
+                      "%s M=%lld N=%lld flags=%d: not the scalar chain", isa_name(isa),
+                      (long long)M, (long long)N, flags);
+        int64_t bad = 0;
+        for (int64_t i = M * N; i < M * N + guard; i++) bad += out[i] != (float)i;
+        ck_assert_msg(bad == 0, "%s M=%lld N=%lld flags=%d: %lld floats written past out",
+                      isa_name(isa), (long long)M, (long long)N, flags, (long long)bad);
+        free(a), free(b), free(out), free(ref);
+      }
+  ck_pool_destroy(pool);
+}
+END_TEST
+
 /* ---- flags ------------------------------------------------------------------------------------ */
 
 /* ACCUMULATE continues each element's chain from out; BATCH_SUM continues it
@@ -432,6 +506,8 @@ Suite *check_gemm_suite(void) {
   tcase_add_loop_test(tc, test_large_odd, 0, 2);
   tcase_add_loop_test(tc, test_batch, 0, 2);
   tcase_add_loop_test(tc, test_flags, 0, 2);
+  tcase_add_loop_test(tc, test_model_shapes, 0, 2);
+  tcase_add_loop_test(tc, test_edge_guard, 0, 2);
   tcase_add_loop_test(tc, test_zero_sizes, 0, 2);
   suite_add_tcase(s, tc);
   tc = tcase_create("determinism");

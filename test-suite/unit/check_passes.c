@@ -613,7 +613,7 @@ START_TEST(test_registry) {
   /* Pipeline order; inline, autodiff and optimizer cannot be disabled
    * (later stages need flat graphs, a train_step and resolved decay masks). */
   static const struct { const char *name; bool required; } order[] = {
-      {"inline", true}, {"autodiff", true}, {"fold", false},
+      {"inline", true}, {"autodiff", true}, {"decode", false}, {"fold", false},
       {"cse", false},   {"dce", false},     {"fusion", false}, {"optimizer", true},
   };
   const int count = (int)(sizeof order / sizeof order[0]);

@@ -22,10 +22,12 @@
 
 #include "rt-min/ck_grad.h"
 #include "rt-min/ck_kernels.h"
+#include "rt-min/ck_optim.h"
 
 #if defined(__x86_64__)
 #include "rt-min/x86/ck_pool.h"
 #include "rt-min/x86/ck_x86_kernels.h"
+#include "rt-min/x86/ck_x86_nn.h"
 
 typedef struct XkRng {
   uint64_t s;
@@ -57,6 +59,9 @@ static void xk_same(const float *ref, const float *got, int64_t n, const char *w
 static const int64_t xk_attn_shapes[][6] = {
     {1, 1, 1, 1, 1, 1},   {3, 5, 5, 7, 9, 1},     {2, 4, 9, 33, 17, 1}, {2, 17, 17, 16, 32, 0},
     {4, 64, 64, 32, 32, 1}, {2, 9, 4, 20, 3, 1}, {3, 19, 37, 48, 15, 0},
+    /* D and Dv whole 16-lane blocks: the register-tiled path (4-row tiles,
+     * T off the tile, S > T and S < T, keys off the 16-key block) */
+    {2, 64, 64, 64, 64, 1}, {3, 13, 29, 16, 48, 1}, {2, 10, 3, 16, 16, 1}, {2, 7, 21, 32, 16, 0},
 };
 #define XK_NSHAPES ((int)(sizeof xk_attn_shapes / sizeof xk_attn_shapes[0]))
 
@@ -222,6 +227,128 @@ START_TEST(test_sum) {
 }
 END_TEST
 
+/* ---- cross entropy (rt-min/x86/ck_x86_nn.h): rounding-level, not bitwise ----
+ * The oracle is the same formula in double. Stated bounds:
+ *   loss: |x86 - oracle| <= 2e-6 * max(1, |oracle|), and never worse than the
+ *         reference's own error plus 1e-6 * max(1, |oracle|);
+ *   dlogits: |x86 - oracle| <= |c| (4e-6 p + 2^-22 |g|) + 2^-23 |dx|, with
+ *         c = dloss / count, p the probability and g = p - (1-e)[j == t] - e/V
+ *         (the exponential's 2 ulp, the shifted argument's rounding over
+ *         |x - lse| <= 20, the lse error, one rounding of g and of the add).
+ * Pools of 1, 2 and 3 threads give the same bits. */
+/* rows, V, label smoothing * 1000, ignore every k-th row (0: none) */
+static const int64_t xk_ce_shapes[][4] = {{3, 50257, 0, 0}, {37, 256, 0, 5}, {40, 256, 100, 3}, {5, 17, 0, 0},
+                                          {1, 1, 0, 0},     {9, 1000, 50, 4}, {700, 33, 0, 7}};
+
+static void xk_ce_oracle(const float *x, const int32_t *t, int64_t rows, int64_t V, int32_t ign, double e,
+                         double *loss, double *lse) {
+  double nll = 0.0, sm = 0.0;
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * V;
+    double m = -INFINITY, s = 0.0;
+    for (int64_t j = 0; j < V; j++) m = xr[j] > m ? xr[j] : m;
+    for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - m);
+    lse[r] = m + log(s);
+    if (t[r] == ign) continue;
+    count++;
+    nll += lse[r] - xr[t[r]];
+    for (int64_t j = 0; j < V; j++) sm += lse[r] - xr[j];
+  }
+  *loss = ((1.0 - e) * nll + e / (double)V * sm) / (double)count;
+}
+
+START_TEST(test_cross_entropy) {
+  XkRng r = {(uint64_t)_i * 13u + 2u};
+  const int64_t *sh = xk_ce_shapes[_i];
+  int64_t rows = sh[0], V = sh[1], every = sh[3], count = 0;
+  float eps = (float)sh[2] / 1000.0f, dloss = 0.75f;
+  int32_t ign = -100, *t = malloc((size_t)rows * sizeof *t);
+  float *x = xk_rand(&r, rows * V), *dx0 = xk_rand(&r, rows * V);
+  double *lse = malloc((size_t)rows * sizeof *lse), oloss, refloss_err;
+  for (int64_t i = 0; i < rows * V; i++) x[i] *= 4.0f; /* logits in [-8, 8) */
+  for (int64_t i = 0; i < rows; i++) {
+    t[i] = every && i % every == 1 ? ign : (int32_t)((r.s >> 33) % (uint64_t)V);
+    xk_next(&r);
+    count += t[i] != ign;
+  }
+  xk_ce_oracle(x, t, rows, V, ign, eps, &oloss, lse);
+  float ref = 0.0f, got0 = 0.0f;
+  ck_assert_int_eq(ck_cross_entropy_f32(&ref, x, t, rows, V, ign, eps), -1);
+  refloss_err = fabs((double)ref - oloss);
+  double scale = fmax(1.0, fabs(oloss)), c = (double)(dloss / (float)count);
+  float *got_dx0 = NULL;
+  for (int pw = 1; pw <= 3; pw++) {
+    CkPool *pool = xk_pool(pw);
+    float got = NAN, *dx = xk_copy(dx0, rows * V);
+    ck_assert_int_eq(ck_x86_cross_entropy_f32(pool, &got, x, t, rows, V, ign, eps), -1);
+    double err = fabs((double)got - oloss);
+    ck_assert_msg(err <= 2e-6 * scale && err <= refloss_err + 1e-6 * scale,
+                  "loss %.9g vs oracle %.9g (reference %.9g)", got, oloss, ref);
+    ck_assert_int_eq(ck_x86_cross_entropy_backward_f32(pool, dx, &dloss, x, t, rows, V, ign, eps), -1);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < V; j++) {
+        double p = exp((double)x[i * V + j] - lse[i]), g = p - (j == t[i] ? 1.0 - eps : 0.0) - eps / (double)V;
+        double want = t[i] == ign ? dx0[i * V + j] : dx0[i * V + j] + c * g;
+        double bound = t[i] == ign ? 0.0 : c * (4e-6 * p + ldexp(fabs(g), -22)) + ldexp(fabs(want), -23);
+        ck_assert_msg(fabs(dx[i * V + j] - want) <= bound, "dlogits[%ld, %ld] = %.9g, oracle %.9g", (long)i,
+                      (long)j, dx[i * V + j], want);
+      }
+    if (pw == 1) got0 = got, got_dx0 = dx;
+    else {
+      ck_assert_msg(memcmp(&got, &got0, sizeof got) == 0, "loss differs across thread counts");
+      xk_same(got_dx0, dx, rows * V, "dlogits across thread counts");
+      free(dx);
+    }
+    ck_pool_destroy(pool);
+  }
+  free(got_dx0), free(t), free(x), free(dx0), free(lse);
+}
+END_TEST
+
+/* Rows with an infinity or a NaN take the reference's path: the same bits
+ * (NaN where the reference gives NaN); bad targets write nothing; a batch
+ * of ignored rows gives NaN and adds no gradient. */
+START_TEST(test_cross_entropy_edges) {
+  XkRng r = {4242};
+  int64_t rows = 4, V = 40;
+  int32_t t[4] = {3, 7, 39, 0};
+  float *x = xk_rand(&r, rows * V), *rd = xk_rand(&r, rows * V), dloss = 1.0f, ref, got;
+  x[1 * V + 5] = -INFINITY;
+  x[2 * V + 9] = INFINITY;
+  CkPool *pool = ck_pool_create(2);
+  float *gd = xk_copy(rd, rows * V);
+  ck_cross_entropy_f32(&ref, x, t, rows, V, -100, 0.0f);
+  ck_x86_cross_entropy_f32(pool, &got, x, t, rows, V, -100, 0.0f);
+  ck_assert(isnan(ref) && isnan(got));
+  ck_cross_entropy_backward_f32(rd, &dloss, x, t, rows, V, -100, 0.0f);
+  ck_x86_cross_entropy_backward_f32(pool, gd, &dloss, x, t, rows, V, -100, 0.0f);
+  for (int64_t i = V; i < 3 * V; i++) /* rows 1 (-inf) and 2 (+inf): the reference's bits or both NaN */
+    ck_assert_msg(memcmp(rd + i, gd + i, sizeof *gd) == 0 || (isnan(rd[i]) && isnan(gd[i])), "row %ld", (long)(i / V));
+  /* -inf alone: a finite loss, bitwise the reference's row */
+  x[2 * V + 9] = 0.5f;
+  int32_t t1[1] = {7};
+  ck_cross_entropy_f32(&ref, x + V, t1, 1, V, -100, 0.0f);
+  ck_x86_cross_entropy_f32(pool, &got, x + V, t1, 1, V, -100, 0.0f);
+  ck_assert(isfinite(got) && memcmp(&ref, &got, sizeof got) == 0);
+  /* bad target: its index back, nothing written */
+  int32_t bad[4] = {1, -100, 40, 2};
+  got = 123.0f;
+  memcpy(gd, rd, (size_t)(rows * V) * sizeof *gd);
+  ck_assert_int_eq(ck_x86_cross_entropy_f32(pool, &got, x, bad, rows, V, -100, 0.0f), 2);
+  ck_assert_int_eq(ck_x86_cross_entropy_backward_f32(pool, gd, &dloss, x, bad, rows, V, -100, 0.0f), 2);
+  ck_assert(got == 123.0f && memcmp(gd, rd, (size_t)(rows * V) * sizeof *gd) == 0);
+  /* every row ignored */
+  int32_t none[4] = {-100, -100, -100, -100};
+  ck_assert_int_eq(ck_x86_cross_entropy_f32(pool, &got, x, none, rows, V, -100, 0.0f), -1);
+  ck_assert(isnan(got));
+  ck_x86_cross_entropy_backward_f32(pool, gd, &dloss, x, none, rows, V, -100, 0.0f);
+  ck_assert(memcmp(gd, rd, (size_t)(rows * V) * sizeof *gd) == 0);
+  ck_pool_destroy(pool);
+  free(x), free(rd), free(gd);
+}
+END_TEST
+
 Suite *check_x86_kernels_suite(void) {
   Suite *s = suite_create("x86_kernels");
   TCase *tc = tcase_create("bitwise_vs_reference");
@@ -233,6 +360,11 @@ Suite *check_x86_kernels_suite(void) {
   tcase_add_loop_test(tc, test_layernorm_backward, 0, 16);
   tcase_add_test(tc, test_sum);
   suite_add_tcase(s, tc);
+  TCase *ce = tcase_create("cross_entropy_vs_oracle");
+  tcase_set_timeout(ce, 120);
+  tcase_add_loop_test(ce, test_cross_entropy, 0, (int)(sizeof xk_ce_shapes / sizeof xk_ce_shapes[0]));
+  tcase_add_test(ce, test_cross_entropy_edges);
+  suite_add_tcase(s, ce);
   return s;
 }
 

@@ -9381,3 +9381,1530 @@ int gpt2small_train_step(const float *params, float *grads, void *arena_mem, con
   }
   return GPT2SMALL_OK;
 }
+
+/* decode: 221 steps; params 494810112 bytes, arena 86016 bytes. */
+int gpt2small_decode(const float *params, float *cache, float *arena, const int32_t *tokens,
+    int64_t pos, float *logits) {
+  if (pos < 0 || pos >= GPT2SMALL_DECODE_MAX_POS) return GPT2SMALL_ERR_INDEX_RANGE + 1;
+  const int32_t position[1] = {(int32_t)pos}; /* the row of position-indexed parameters */
+  /* parameters: views into the params blob */
+  const float *const wte = params + 0; /* f32[50257,768] wte */
+  const float *const wpe = params + 38597376; /* f32[64,768] wpe */
+  const float *const blocks_0_ln_1_weight = params + 38646528; /* f32[768] blocks.0.ln_1.weight */
+  const float *const blocks_0_ln_1_bias = params + 38647296; /* f32[768] blocks.0.ln_1.bias */
+  const float *const blocks_0_attn_c_attn_weight = params + 38648064; /* f32[2304,768] blocks.0.attn.c_attn.weight */
+  const float *const blocks_0_attn_c_attn_bias = params + 40417536; /* f32[2304] blocks.0.attn.c_attn.bias */
+  const float *const blocks_0_attn_c_proj_weight = params + 40419840; /* f32[768,768] blocks.0.attn.c_proj.weight */
+  const float *const blocks_0_attn_c_proj_bias = params + 41009664; /* f32[768] blocks.0.attn.c_proj.bias */
+  const float *const blocks_0_ln_2_weight = params + 41010432; /* f32[768] blocks.0.ln_2.weight */
+  const float *const blocks_0_ln_2_bias = params + 41011200; /* f32[768] blocks.0.ln_2.bias */
+  const float *const blocks_0_mlp_c_fc_weight = params + 41011968; /* f32[3072,768] blocks.0.mlp.c_fc.weight */
+  const float *const blocks_0_mlp_c_fc_bias = params + 43371264; /* f32[3072] blocks.0.mlp.c_fc.bias */
+  const float *const blocks_0_mlp_c_proj_weight = params + 43374336; /* f32[768,3072] blocks.0.mlp.c_proj.weight */
+  const float *const blocks_0_mlp_c_proj_bias = params + 45733632; /* f32[768] blocks.0.mlp.c_proj.bias */
+  const float *const blocks_1_ln_1_weight = params + 45734400; /* f32[768] blocks.1.ln_1.weight */
+  const float *const blocks_1_ln_1_bias = params + 45735168; /* f32[768] blocks.1.ln_1.bias */
+  const float *const blocks_1_attn_c_attn_weight = params + 45735936; /* f32[2304,768] blocks.1.attn.c_attn.weight */
+  const float *const blocks_1_attn_c_attn_bias = params + 47505408; /* f32[2304] blocks.1.attn.c_attn.bias */
+  const float *const blocks_1_attn_c_proj_weight = params + 47507712; /* f32[768,768] blocks.1.attn.c_proj.weight */
+  const float *const blocks_1_attn_c_proj_bias = params + 48097536; /* f32[768] blocks.1.attn.c_proj.bias */
+  const float *const blocks_1_ln_2_weight = params + 48098304; /* f32[768] blocks.1.ln_2.weight */
+  const float *const blocks_1_ln_2_bias = params + 48099072; /* f32[768] blocks.1.ln_2.bias */
+  const float *const blocks_1_mlp_c_fc_weight = params + 48099840; /* f32[3072,768] blocks.1.mlp.c_fc.weight */
+  const float *const blocks_1_mlp_c_fc_bias = params + 50459136; /* f32[3072] blocks.1.mlp.c_fc.bias */
+  const float *const blocks_1_mlp_c_proj_weight = params + 50462208; /* f32[768,3072] blocks.1.mlp.c_proj.weight */
+  const float *const blocks_1_mlp_c_proj_bias = params + 52821504; /* f32[768] blocks.1.mlp.c_proj.bias */
+  const float *const blocks_2_ln_1_weight = params + 52822272; /* f32[768] blocks.2.ln_1.weight */
+  const float *const blocks_2_ln_1_bias = params + 52823040; /* f32[768] blocks.2.ln_1.bias */
+  const float *const blocks_2_attn_c_attn_weight = params + 52823808; /* f32[2304,768] blocks.2.attn.c_attn.weight */
+  const float *const blocks_2_attn_c_attn_bias = params + 54593280; /* f32[2304] blocks.2.attn.c_attn.bias */
+  const float *const blocks_2_attn_c_proj_weight = params + 54595584; /* f32[768,768] blocks.2.attn.c_proj.weight */
+  const float *const blocks_2_attn_c_proj_bias = params + 55185408; /* f32[768] blocks.2.attn.c_proj.bias */
+  const float *const blocks_2_ln_2_weight = params + 55186176; /* f32[768] blocks.2.ln_2.weight */
+  const float *const blocks_2_ln_2_bias = params + 55186944; /* f32[768] blocks.2.ln_2.bias */
+  const float *const blocks_2_mlp_c_fc_weight = params + 55187712; /* f32[3072,768] blocks.2.mlp.c_fc.weight */
+  const float *const blocks_2_mlp_c_fc_bias = params + 57547008; /* f32[3072] blocks.2.mlp.c_fc.bias */
+  const float *const blocks_2_mlp_c_proj_weight = params + 57550080; /* f32[768,3072] blocks.2.mlp.c_proj.weight */
+  const float *const blocks_2_mlp_c_proj_bias = params + 59909376; /* f32[768] blocks.2.mlp.c_proj.bias */
+  const float *const blocks_3_ln_1_weight = params + 59910144; /* f32[768] blocks.3.ln_1.weight */
+  const float *const blocks_3_ln_1_bias = params + 59910912; /* f32[768] blocks.3.ln_1.bias */
+  const float *const blocks_3_attn_c_attn_weight = params + 59911680; /* f32[2304,768] blocks.3.attn.c_attn.weight */
+  const float *const blocks_3_attn_c_attn_bias = params + 61681152; /* f32[2304] blocks.3.attn.c_attn.bias */
+  const float *const blocks_3_attn_c_proj_weight = params + 61683456; /* f32[768,768] blocks.3.attn.c_proj.weight */
+  const float *const blocks_3_attn_c_proj_bias = params + 62273280; /* f32[768] blocks.3.attn.c_proj.bias */
+  const float *const blocks_3_ln_2_weight = params + 62274048; /* f32[768] blocks.3.ln_2.weight */
+  const float *const blocks_3_ln_2_bias = params + 62274816; /* f32[768] blocks.3.ln_2.bias */
+  const float *const blocks_3_mlp_c_fc_weight = params + 62275584; /* f32[3072,768] blocks.3.mlp.c_fc.weight */
+  const float *const blocks_3_mlp_c_fc_bias = params + 64634880; /* f32[3072] blocks.3.mlp.c_fc.bias */
+  const float *const blocks_3_mlp_c_proj_weight = params + 64637952; /* f32[768,3072] blocks.3.mlp.c_proj.weight */
+  const float *const blocks_3_mlp_c_proj_bias = params + 66997248; /* f32[768] blocks.3.mlp.c_proj.bias */
+  const float *const blocks_4_ln_1_weight = params + 66998016; /* f32[768] blocks.4.ln_1.weight */
+  const float *const blocks_4_ln_1_bias = params + 66998784; /* f32[768] blocks.4.ln_1.bias */
+  const float *const blocks_4_attn_c_attn_weight = params + 66999552; /* f32[2304,768] blocks.4.attn.c_attn.weight */
+  const float *const blocks_4_attn_c_attn_bias = params + 68769024; /* f32[2304] blocks.4.attn.c_attn.bias */
+  const float *const blocks_4_attn_c_proj_weight = params + 68771328; /* f32[768,768] blocks.4.attn.c_proj.weight */
+  const float *const blocks_4_attn_c_proj_bias = params + 69361152; /* f32[768] blocks.4.attn.c_proj.bias */
+  const float *const blocks_4_ln_2_weight = params + 69361920; /* f32[768] blocks.4.ln_2.weight */
+  const float *const blocks_4_ln_2_bias = params + 69362688; /* f32[768] blocks.4.ln_2.bias */
+  const float *const blocks_4_mlp_c_fc_weight = params + 69363456; /* f32[3072,768] blocks.4.mlp.c_fc.weight */
+  const float *const blocks_4_mlp_c_fc_bias = params + 71722752; /* f32[3072] blocks.4.mlp.c_fc.bias */
+  const float *const blocks_4_mlp_c_proj_weight = params + 71725824; /* f32[768,3072] blocks.4.mlp.c_proj.weight */
+  const float *const blocks_4_mlp_c_proj_bias = params + 74085120; /* f32[768] blocks.4.mlp.c_proj.bias */
+  const float *const blocks_5_ln_1_weight = params + 74085888; /* f32[768] blocks.5.ln_1.weight */
+  const float *const blocks_5_ln_1_bias = params + 74086656; /* f32[768] blocks.5.ln_1.bias */
+  const float *const blocks_5_attn_c_attn_weight = params + 74087424; /* f32[2304,768] blocks.5.attn.c_attn.weight */
+  const float *const blocks_5_attn_c_attn_bias = params + 75856896; /* f32[2304] blocks.5.attn.c_attn.bias */
+  const float *const blocks_5_attn_c_proj_weight = params + 75859200; /* f32[768,768] blocks.5.attn.c_proj.weight */
+  const float *const blocks_5_attn_c_proj_bias = params + 76449024; /* f32[768] blocks.5.attn.c_proj.bias */
+  const float *const blocks_5_ln_2_weight = params + 76449792; /* f32[768] blocks.5.ln_2.weight */
+  const float *const blocks_5_ln_2_bias = params + 76450560; /* f32[768] blocks.5.ln_2.bias */
+  const float *const blocks_5_mlp_c_fc_weight = params + 76451328; /* f32[3072,768] blocks.5.mlp.c_fc.weight */
+  const float *const blocks_5_mlp_c_fc_bias = params + 78810624; /* f32[3072] blocks.5.mlp.c_fc.bias */
+  const float *const blocks_5_mlp_c_proj_weight = params + 78813696; /* f32[768,3072] blocks.5.mlp.c_proj.weight */
+  const float *const blocks_5_mlp_c_proj_bias = params + 81172992; /* f32[768] blocks.5.mlp.c_proj.bias */
+  const float *const blocks_6_ln_1_weight = params + 81173760; /* f32[768] blocks.6.ln_1.weight */
+  const float *const blocks_6_ln_1_bias = params + 81174528; /* f32[768] blocks.6.ln_1.bias */
+  const float *const blocks_6_attn_c_attn_weight = params + 81175296; /* f32[2304,768] blocks.6.attn.c_attn.weight */
+  const float *const blocks_6_attn_c_attn_bias = params + 82944768; /* f32[2304] blocks.6.attn.c_attn.bias */
+  const float *const blocks_6_attn_c_proj_weight = params + 82947072; /* f32[768,768] blocks.6.attn.c_proj.weight */
+  const float *const blocks_6_attn_c_proj_bias = params + 83536896; /* f32[768] blocks.6.attn.c_proj.bias */
+  const float *const blocks_6_ln_2_weight = params + 83537664; /* f32[768] blocks.6.ln_2.weight */
+  const float *const blocks_6_ln_2_bias = params + 83538432; /* f32[768] blocks.6.ln_2.bias */
+  const float *const blocks_6_mlp_c_fc_weight = params + 83539200; /* f32[3072,768] blocks.6.mlp.c_fc.weight */
+  const float *const blocks_6_mlp_c_fc_bias = params + 85898496; /* f32[3072] blocks.6.mlp.c_fc.bias */
+  const float *const blocks_6_mlp_c_proj_weight = params + 85901568; /* f32[768,3072] blocks.6.mlp.c_proj.weight */
+  const float *const blocks_6_mlp_c_proj_bias = params + 88260864; /* f32[768] blocks.6.mlp.c_proj.bias */
+  const float *const blocks_7_ln_1_weight = params + 88261632; /* f32[768] blocks.7.ln_1.weight */
+  const float *const blocks_7_ln_1_bias = params + 88262400; /* f32[768] blocks.7.ln_1.bias */
+  const float *const blocks_7_attn_c_attn_weight = params + 88263168; /* f32[2304,768] blocks.7.attn.c_attn.weight */
+  const float *const blocks_7_attn_c_attn_bias = params + 90032640; /* f32[2304] blocks.7.attn.c_attn.bias */
+  const float *const blocks_7_attn_c_proj_weight = params + 90034944; /* f32[768,768] blocks.7.attn.c_proj.weight */
+  const float *const blocks_7_attn_c_proj_bias = params + 90624768; /* f32[768] blocks.7.attn.c_proj.bias */
+  const float *const blocks_7_ln_2_weight = params + 90625536; /* f32[768] blocks.7.ln_2.weight */
+  const float *const blocks_7_ln_2_bias = params + 90626304; /* f32[768] blocks.7.ln_2.bias */
+  const float *const blocks_7_mlp_c_fc_weight = params + 90627072; /* f32[3072,768] blocks.7.mlp.c_fc.weight */
+  const float *const blocks_7_mlp_c_fc_bias = params + 92986368; /* f32[3072] blocks.7.mlp.c_fc.bias */
+  const float *const blocks_7_mlp_c_proj_weight = params + 92989440; /* f32[768,3072] blocks.7.mlp.c_proj.weight */
+  const float *const blocks_7_mlp_c_proj_bias = params + 95348736; /* f32[768] blocks.7.mlp.c_proj.bias */
+  const float *const blocks_8_ln_1_weight = params + 95349504; /* f32[768] blocks.8.ln_1.weight */
+  const float *const blocks_8_ln_1_bias = params + 95350272; /* f32[768] blocks.8.ln_1.bias */
+  const float *const blocks_8_attn_c_attn_weight = params + 95351040; /* f32[2304,768] blocks.8.attn.c_attn.weight */
+  const float *const blocks_8_attn_c_attn_bias = params + 97120512; /* f32[2304] blocks.8.attn.c_attn.bias */
+  const float *const blocks_8_attn_c_proj_weight = params + 97122816; /* f32[768,768] blocks.8.attn.c_proj.weight */
+  const float *const blocks_8_attn_c_proj_bias = params + 97712640; /* f32[768] blocks.8.attn.c_proj.bias */
+  const float *const blocks_8_ln_2_weight = params + 97713408; /* f32[768] blocks.8.ln_2.weight */
+  const float *const blocks_8_ln_2_bias = params + 97714176; /* f32[768] blocks.8.ln_2.bias */
+  const float *const blocks_8_mlp_c_fc_weight = params + 97714944; /* f32[3072,768] blocks.8.mlp.c_fc.weight */
+  const float *const blocks_8_mlp_c_fc_bias = params + 100074240; /* f32[3072] blocks.8.mlp.c_fc.bias */
+  const float *const blocks_8_mlp_c_proj_weight = params + 100077312; /* f32[768,3072] blocks.8.mlp.c_proj.weight */
+  const float *const blocks_8_mlp_c_proj_bias = params + 102436608; /* f32[768] blocks.8.mlp.c_proj.bias */
+  const float *const blocks_9_ln_1_weight = params + 102437376; /* f32[768] blocks.9.ln_1.weight */
+  const float *const blocks_9_ln_1_bias = params + 102438144; /* f32[768] blocks.9.ln_1.bias */
+  const float *const blocks_9_attn_c_attn_weight = params + 102438912; /* f32[2304,768] blocks.9.attn.c_attn.weight */
+  const float *const blocks_9_attn_c_attn_bias = params + 104208384; /* f32[2304] blocks.9.attn.c_attn.bias */
+  const float *const blocks_9_attn_c_proj_weight = params + 104210688; /* f32[768,768] blocks.9.attn.c_proj.weight */
+  const float *const blocks_9_attn_c_proj_bias = params + 104800512; /* f32[768] blocks.9.attn.c_proj.bias */
+  const float *const blocks_9_ln_2_weight = params + 104801280; /* f32[768] blocks.9.ln_2.weight */
+  const float *const blocks_9_ln_2_bias = params + 104802048; /* f32[768] blocks.9.ln_2.bias */
+  const float *const blocks_9_mlp_c_fc_weight = params + 104802816; /* f32[3072,768] blocks.9.mlp.c_fc.weight */
+  const float *const blocks_9_mlp_c_fc_bias = params + 107162112; /* f32[3072] blocks.9.mlp.c_fc.bias */
+  const float *const blocks_9_mlp_c_proj_weight = params + 107165184; /* f32[768,3072] blocks.9.mlp.c_proj.weight */
+  const float *const blocks_9_mlp_c_proj_bias = params + 109524480; /* f32[768] blocks.9.mlp.c_proj.bias */
+  const float *const blocks_10_ln_1_weight = params + 109525248; /* f32[768] blocks.10.ln_1.weight */
+  const float *const blocks_10_ln_1_bias = params + 109526016; /* f32[768] blocks.10.ln_1.bias */
+  const float *const blocks_10_attn_c_attn_weight = params + 109526784; /* f32[2304,768] blocks.10.attn.c_attn.weight */
+  const float *const blocks_10_attn_c_attn_bias = params + 111296256; /* f32[2304] blocks.10.attn.c_attn.bias */
+  const float *const blocks_10_attn_c_proj_weight = params + 111298560; /* f32[768,768] blocks.10.attn.c_proj.weight */
+  const float *const blocks_10_attn_c_proj_bias = params + 111888384; /* f32[768] blocks.10.attn.c_proj.bias */
+  const float *const blocks_10_ln_2_weight = params + 111889152; /* f32[768] blocks.10.ln_2.weight */
+  const float *const blocks_10_ln_2_bias = params + 111889920; /* f32[768] blocks.10.ln_2.bias */
+  const float *const blocks_10_mlp_c_fc_weight = params + 111890688; /* f32[3072,768] blocks.10.mlp.c_fc.weight */
+  const float *const blocks_10_mlp_c_fc_bias = params + 114249984; /* f32[3072] blocks.10.mlp.c_fc.bias */
+  const float *const blocks_10_mlp_c_proj_weight = params + 114253056; /* f32[768,3072] blocks.10.mlp.c_proj.weight */
+  const float *const blocks_10_mlp_c_proj_bias = params + 116612352; /* f32[768] blocks.10.mlp.c_proj.bias */
+  const float *const blocks_11_ln_1_weight = params + 116613120; /* f32[768] blocks.11.ln_1.weight */
+  const float *const blocks_11_ln_1_bias = params + 116613888; /* f32[768] blocks.11.ln_1.bias */
+  const float *const blocks_11_attn_c_attn_weight = params + 116614656; /* f32[2304,768] blocks.11.attn.c_attn.weight */
+  const float *const blocks_11_attn_c_attn_bias = params + 118384128; /* f32[2304] blocks.11.attn.c_attn.bias */
+  const float *const blocks_11_attn_c_proj_weight = params + 118386432; /* f32[768,768] blocks.11.attn.c_proj.weight */
+  const float *const blocks_11_attn_c_proj_bias = params + 118976256; /* f32[768] blocks.11.attn.c_proj.bias */
+  const float *const blocks_11_ln_2_weight = params + 118977024; /* f32[768] blocks.11.ln_2.weight */
+  const float *const blocks_11_ln_2_bias = params + 118977792; /* f32[768] blocks.11.ln_2.bias */
+  const float *const blocks_11_mlp_c_fc_weight = params + 118978560; /* f32[3072,768] blocks.11.mlp.c_fc.weight */
+  const float *const blocks_11_mlp_c_fc_bias = params + 121337856; /* f32[3072] blocks.11.mlp.c_fc.bias */
+  const float *const blocks_11_mlp_c_proj_weight = params + 121340928; /* f32[768,3072] blocks.11.mlp.c_proj.weight */
+  const float *const blocks_11_mlp_c_proj_bias = params + 123700224; /* f32[768] blocks.11.mlp.c_proj.bias */
+  const float *const ln_f_weight = params + 123700992; /* f32[768] ln_f.weight */
+  const float *const ln_f_bias = params + 123701760; /* f32[768] ln_f.bias */
+
+  /* t3 = embedding(wte, tokens)  f32[4,1,768] */
+  float *const t3 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  if (ck_embedding_f32(t3, wte, tokens, 4, 50257, 768) >= 0) return GPT2SMALL_ERR_INDEX_RANGE + 0;
+
+  /* t5 = embedding(wpe, position)  f32[1,768] */
+  float *const t5 = arena + 3072; /* f32[1,768] at arena byte 12288 */
+  if (ck_embedding_f32(t5, wpe, position, 1, 64, 768) >= 0) return GPT2SMALL_ERR_INDEX_RANGE + 1;
+
+  /* x = add(t3, t5)  f32[4,1,768] */
+  float *const x = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = t3[i0 * 768 + i1];
+      const float e1 = t5[i1];
+      const float e2 = e0 + e1;
+      x[i0 * 768 + i1] = e2;
+    }
+  }
+
+  /* t9 = layernorm(x, blocks.0.ln_1.weight, blocks.0.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t9 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t9, NULL, NULL, x, blocks_0_ln_1_weight, blocks_0_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.0.attn.qkv = fused_matmul(t9, blocks.0.attn.c_attn.weight, blocks.0.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_0_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_0_attn_qkv, t9, blocks_0_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_0_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_0_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_0_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t14 = slice(blocks.0.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t14 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t14, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.0.attn.q = permute(t15, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_0_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t15 = t14; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t15[i0];
+    blocks_0_attn_q[i0] = e0;
+  }
+
+  /* t17 = slice(blocks.0.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t17 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t17, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.0.attn.k = permute(t18, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_0_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t18 = t17; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t18[i0];
+    blocks_0_attn_k[i0] = e0;
+  }
+
+  /* t20 = slice(blocks.0.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t20 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t20, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.0.attn.v = permute(t21, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_0_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t21 = t20; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t21[i0];
+    blocks_0_attn_v[i0] = e0;
+  }
+
+  /* blocks.0.attn.y = attention(blocks.0.attn.q, blocks.0.attn.k, blocks.0.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_0_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_23 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_0_attn_y_kcache = cache + 0; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_0_attn_y_vcache = cache + 196608; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_0_attn_y, blocks_0_attn_q, blocks_0_attn_k, blocks_0_attn_v, blocks_0_attn_y_kcache, blocks_0_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_23);
+
+  /* t24 = permute(blocks.0.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t24 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_0_attn_y[i0];
+    t24[i0] = e0;
+  }
+
+  /* blocks.0.h = fused_matmul(blocks.0.attn.merged, blocks.0.attn.c_proj.weight, blocks.0.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_0_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_0_attn_merged = t24; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_0_h, blocks_0_attn_merged, blocks_0_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_0_h[i0 * 768 + i1];
+      const float e1 = blocks_0_attn_c_proj_bias[i1];
+      const float e2 = x[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_0_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t33 = layernorm(blocks.0.h, blocks.0.ln_2.weight, blocks.0.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t33 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t33, NULL, NULL, blocks_0_h, blocks_0_ln_2_weight, blocks_0_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t493 = fused_matmul(t33, blocks.0.mlp.c_fc.weight, blocks.0.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t493 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t493, t33, blocks_0_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t493[i0 * 3072 + i1];
+      const float e1 = blocks_0_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t493[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t493, blocks.0.mlp.c_proj.weight, blocks.0.mlp.c_proj.bias, blocks.0.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_2 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_2, t493, blocks_0_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_2[i0 * 768 + i1];
+      const float e1 = blocks_0_mlp_c_proj_bias[i1];
+      const float e2 = blocks_0_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_2[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t46 = layernorm(x, blocks.1.ln_1.weight, blocks.1.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t46 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t46, NULL, NULL, x_2, blocks_1_ln_1_weight, blocks_1_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.1.attn.qkv = fused_matmul(t46, blocks.1.attn.c_attn.weight, blocks.1.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_1_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_1_attn_qkv, t46, blocks_1_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_1_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_1_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_1_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t51 = slice(blocks.1.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t51 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t51, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.1.attn.q = permute(t52, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_1_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t52 = t51; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t52[i0];
+    blocks_1_attn_q[i0] = e0;
+  }
+
+  /* t54 = slice(blocks.1.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t54 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t54, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.1.attn.k = permute(t55, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_1_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t55 = t54; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t55[i0];
+    blocks_1_attn_k[i0] = e0;
+  }
+
+  /* t57 = slice(blocks.1.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t57 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t57, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.1.attn.v = permute(t58, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_1_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t58 = t57; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t58[i0];
+    blocks_1_attn_v[i0] = e0;
+  }
+
+  /* blocks.1.attn.y = attention(blocks.1.attn.q, blocks.1.attn.k, blocks.1.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_1_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_60 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_1_attn_y_kcache = cache + 393216; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_1_attn_y_vcache = cache + 589824; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_1_attn_y, blocks_1_attn_q, blocks_1_attn_k, blocks_1_attn_v, blocks_1_attn_y_kcache, blocks_1_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_60);
+
+  /* t61 = permute(blocks.1.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t61 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_1_attn_y[i0];
+    t61[i0] = e0;
+  }
+
+  /* blocks.1.h = fused_matmul(blocks.1.attn.merged, blocks.1.attn.c_proj.weight, blocks.1.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_1_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_1_attn_merged = t61; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_1_h, blocks_1_attn_merged, blocks_1_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_1_h[i0 * 768 + i1];
+      const float e1 = blocks_1_attn_c_proj_bias[i1];
+      const float e2 = x_2[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_1_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t70 = layernorm(blocks.1.h, blocks.1.ln_2.weight, blocks.1.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t70 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t70, NULL, NULL, blocks_1_h, blocks_1_ln_2_weight, blocks_1_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t497 = fused_matmul(t70, blocks.1.mlp.c_fc.weight, blocks.1.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t497 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t497, t70, blocks_1_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t497[i0 * 3072 + i1];
+      const float e1 = blocks_1_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t497[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t497, blocks.1.mlp.c_proj.weight, blocks.1.mlp.c_proj.bias, blocks.1.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_3 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_3, t497, blocks_1_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_3[i0 * 768 + i1];
+      const float e1 = blocks_1_mlp_c_proj_bias[i1];
+      const float e2 = blocks_1_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_3[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t83 = layernorm(x, blocks.2.ln_1.weight, blocks.2.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t83 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t83, NULL, NULL, x_3, blocks_2_ln_1_weight, blocks_2_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.2.attn.qkv = fused_matmul(t83, blocks.2.attn.c_attn.weight, blocks.2.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_2_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_2_attn_qkv, t83, blocks_2_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_2_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_2_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_2_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t88 = slice(blocks.2.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t88 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t88, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.2.attn.q = permute(t89, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_2_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t89 = t88; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t89[i0];
+    blocks_2_attn_q[i0] = e0;
+  }
+
+  /* t91 = slice(blocks.2.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t91 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t91, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.2.attn.k = permute(t92, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_2_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t92 = t91; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t92[i0];
+    blocks_2_attn_k[i0] = e0;
+  }
+
+  /* t94 = slice(blocks.2.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t94 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t94, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.2.attn.v = permute(t95, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_2_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t95 = t94; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t95[i0];
+    blocks_2_attn_v[i0] = e0;
+  }
+
+  /* blocks.2.attn.y = attention(blocks.2.attn.q, blocks.2.attn.k, blocks.2.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_2_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_97 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_2_attn_y_kcache = cache + 786432; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_2_attn_y_vcache = cache + 983040; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_2_attn_y, blocks_2_attn_q, blocks_2_attn_k, blocks_2_attn_v, blocks_2_attn_y_kcache, blocks_2_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_97);
+
+  /* t98 = permute(blocks.2.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t98 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_2_attn_y[i0];
+    t98[i0] = e0;
+  }
+
+  /* blocks.2.h = fused_matmul(blocks.2.attn.merged, blocks.2.attn.c_proj.weight, blocks.2.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_2_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_2_attn_merged = t98; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_2_h, blocks_2_attn_merged, blocks_2_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_2_h[i0 * 768 + i1];
+      const float e1 = blocks_2_attn_c_proj_bias[i1];
+      const float e2 = x_3[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_2_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t107 = layernorm(blocks.2.h, blocks.2.ln_2.weight, blocks.2.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t107 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t107, NULL, NULL, blocks_2_h, blocks_2_ln_2_weight, blocks_2_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t501 = fused_matmul(t107, blocks.2.mlp.c_fc.weight, blocks.2.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t501 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t501, t107, blocks_2_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t501[i0 * 3072 + i1];
+      const float e1 = blocks_2_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t501[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t501, blocks.2.mlp.c_proj.weight, blocks.2.mlp.c_proj.bias, blocks.2.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_4 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_4, t501, blocks_2_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_4[i0 * 768 + i1];
+      const float e1 = blocks_2_mlp_c_proj_bias[i1];
+      const float e2 = blocks_2_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_4[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t120 = layernorm(x, blocks.3.ln_1.weight, blocks.3.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t120 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t120, NULL, NULL, x_4, blocks_3_ln_1_weight, blocks_3_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.3.attn.qkv = fused_matmul(t120, blocks.3.attn.c_attn.weight, blocks.3.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_3_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_3_attn_qkv, t120, blocks_3_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_3_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_3_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_3_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t125 = slice(blocks.3.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t125 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t125, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.3.attn.q = permute(t126, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_3_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t126 = t125; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t126[i0];
+    blocks_3_attn_q[i0] = e0;
+  }
+
+  /* t128 = slice(blocks.3.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t128 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t128, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.3.attn.k = permute(t129, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_3_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t129 = t128; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t129[i0];
+    blocks_3_attn_k[i0] = e0;
+  }
+
+  /* t131 = slice(blocks.3.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t131 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t131, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.3.attn.v = permute(t132, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_3_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t132 = t131; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t132[i0];
+    blocks_3_attn_v[i0] = e0;
+  }
+
+  /* blocks.3.attn.y = attention(blocks.3.attn.q, blocks.3.attn.k, blocks.3.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_3_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_134 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_3_attn_y_kcache = cache + 1179648; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_3_attn_y_vcache = cache + 1376256; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_3_attn_y, blocks_3_attn_q, blocks_3_attn_k, blocks_3_attn_v, blocks_3_attn_y_kcache, blocks_3_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_134);
+
+  /* t135 = permute(blocks.3.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t135 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_3_attn_y[i0];
+    t135[i0] = e0;
+  }
+
+  /* blocks.3.h = fused_matmul(blocks.3.attn.merged, blocks.3.attn.c_proj.weight, blocks.3.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_3_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_3_attn_merged = t135; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_3_h, blocks_3_attn_merged, blocks_3_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_3_h[i0 * 768 + i1];
+      const float e1 = blocks_3_attn_c_proj_bias[i1];
+      const float e2 = x_4[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_3_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t144 = layernorm(blocks.3.h, blocks.3.ln_2.weight, blocks.3.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t144 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t144, NULL, NULL, blocks_3_h, blocks_3_ln_2_weight, blocks_3_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t505 = fused_matmul(t144, blocks.3.mlp.c_fc.weight, blocks.3.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t505 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t505, t144, blocks_3_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t505[i0 * 3072 + i1];
+      const float e1 = blocks_3_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t505[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t505, blocks.3.mlp.c_proj.weight, blocks.3.mlp.c_proj.bias, blocks.3.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_5 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_5, t505, blocks_3_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_5[i0 * 768 + i1];
+      const float e1 = blocks_3_mlp_c_proj_bias[i1];
+      const float e2 = blocks_3_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_5[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t157 = layernorm(x, blocks.4.ln_1.weight, blocks.4.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t157 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t157, NULL, NULL, x_5, blocks_4_ln_1_weight, blocks_4_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.4.attn.qkv = fused_matmul(t157, blocks.4.attn.c_attn.weight, blocks.4.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_4_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_4_attn_qkv, t157, blocks_4_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_4_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_4_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_4_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t162 = slice(blocks.4.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t162 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t162, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.4.attn.q = permute(t163, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_4_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t163 = t162; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t163[i0];
+    blocks_4_attn_q[i0] = e0;
+  }
+
+  /* t165 = slice(blocks.4.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t165 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t165, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.4.attn.k = permute(t166, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_4_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t166 = t165; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t166[i0];
+    blocks_4_attn_k[i0] = e0;
+  }
+
+  /* t168 = slice(blocks.4.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t168 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t168, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.4.attn.v = permute(t169, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_4_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t169 = t168; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t169[i0];
+    blocks_4_attn_v[i0] = e0;
+  }
+
+  /* blocks.4.attn.y = attention(blocks.4.attn.q, blocks.4.attn.k, blocks.4.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_4_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_171 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_4_attn_y_kcache = cache + 1572864; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_4_attn_y_vcache = cache + 1769472; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_4_attn_y, blocks_4_attn_q, blocks_4_attn_k, blocks_4_attn_v, blocks_4_attn_y_kcache, blocks_4_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_171);
+
+  /* t172 = permute(blocks.4.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t172 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_4_attn_y[i0];
+    t172[i0] = e0;
+  }
+
+  /* blocks.4.h = fused_matmul(blocks.4.attn.merged, blocks.4.attn.c_proj.weight, blocks.4.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_4_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_4_attn_merged = t172; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_4_h, blocks_4_attn_merged, blocks_4_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_4_h[i0 * 768 + i1];
+      const float e1 = blocks_4_attn_c_proj_bias[i1];
+      const float e2 = x_5[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_4_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t181 = layernorm(blocks.4.h, blocks.4.ln_2.weight, blocks.4.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t181 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t181, NULL, NULL, blocks_4_h, blocks_4_ln_2_weight, blocks_4_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t509 = fused_matmul(t181, blocks.4.mlp.c_fc.weight, blocks.4.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t509 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t509, t181, blocks_4_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t509[i0 * 3072 + i1];
+      const float e1 = blocks_4_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t509[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t509, blocks.4.mlp.c_proj.weight, blocks.4.mlp.c_proj.bias, blocks.4.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_6 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_6, t509, blocks_4_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_6[i0 * 768 + i1];
+      const float e1 = blocks_4_mlp_c_proj_bias[i1];
+      const float e2 = blocks_4_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_6[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t194 = layernorm(x, blocks.5.ln_1.weight, blocks.5.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t194 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t194, NULL, NULL, x_6, blocks_5_ln_1_weight, blocks_5_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.5.attn.qkv = fused_matmul(t194, blocks.5.attn.c_attn.weight, blocks.5.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_5_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_5_attn_qkv, t194, blocks_5_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_5_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_5_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_5_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t199 = slice(blocks.5.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t199 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t199, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.5.attn.q = permute(t200, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_5_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t200 = t199; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t200[i0];
+    blocks_5_attn_q[i0] = e0;
+  }
+
+  /* t202 = slice(blocks.5.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t202 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t202, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.5.attn.k = permute(t203, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_5_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t203 = t202; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t203[i0];
+    blocks_5_attn_k[i0] = e0;
+  }
+
+  /* t205 = slice(blocks.5.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t205 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t205, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.5.attn.v = permute(t206, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_5_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t206 = t205; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t206[i0];
+    blocks_5_attn_v[i0] = e0;
+  }
+
+  /* blocks.5.attn.y = attention(blocks.5.attn.q, blocks.5.attn.k, blocks.5.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_5_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_208 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_5_attn_y_kcache = cache + 1966080; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_5_attn_y_vcache = cache + 2162688; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_5_attn_y, blocks_5_attn_q, blocks_5_attn_k, blocks_5_attn_v, blocks_5_attn_y_kcache, blocks_5_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_208);
+
+  /* t209 = permute(blocks.5.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t209 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_5_attn_y[i0];
+    t209[i0] = e0;
+  }
+
+  /* blocks.5.h = fused_matmul(blocks.5.attn.merged, blocks.5.attn.c_proj.weight, blocks.5.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_5_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_5_attn_merged = t209; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_5_h, blocks_5_attn_merged, blocks_5_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_5_h[i0 * 768 + i1];
+      const float e1 = blocks_5_attn_c_proj_bias[i1];
+      const float e2 = x_6[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_5_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t218 = layernorm(blocks.5.h, blocks.5.ln_2.weight, blocks.5.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t218 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t218, NULL, NULL, blocks_5_h, blocks_5_ln_2_weight, blocks_5_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t513 = fused_matmul(t218, blocks.5.mlp.c_fc.weight, blocks.5.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t513 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t513, t218, blocks_5_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t513[i0 * 3072 + i1];
+      const float e1 = blocks_5_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t513[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t513, blocks.5.mlp.c_proj.weight, blocks.5.mlp.c_proj.bias, blocks.5.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_7 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_7, t513, blocks_5_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_7[i0 * 768 + i1];
+      const float e1 = blocks_5_mlp_c_proj_bias[i1];
+      const float e2 = blocks_5_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_7[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t231 = layernorm(x, blocks.6.ln_1.weight, blocks.6.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t231 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t231, NULL, NULL, x_7, blocks_6_ln_1_weight, blocks_6_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.6.attn.qkv = fused_matmul(t231, blocks.6.attn.c_attn.weight, blocks.6.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_6_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_6_attn_qkv, t231, blocks_6_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_6_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_6_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_6_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t236 = slice(blocks.6.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t236 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t236, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.6.attn.q = permute(t237, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_6_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t237 = t236; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t237[i0];
+    blocks_6_attn_q[i0] = e0;
+  }
+
+  /* t239 = slice(blocks.6.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t239 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t239, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.6.attn.k = permute(t240, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_6_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t240 = t239; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t240[i0];
+    blocks_6_attn_k[i0] = e0;
+  }
+
+  /* t242 = slice(blocks.6.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t242 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t242, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.6.attn.v = permute(t243, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_6_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t243 = t242; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t243[i0];
+    blocks_6_attn_v[i0] = e0;
+  }
+
+  /* blocks.6.attn.y = attention(blocks.6.attn.q, blocks.6.attn.k, blocks.6.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_6_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_245 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_6_attn_y_kcache = cache + 2359296; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_6_attn_y_vcache = cache + 2555904; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_6_attn_y, blocks_6_attn_q, blocks_6_attn_k, blocks_6_attn_v, blocks_6_attn_y_kcache, blocks_6_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_245);
+
+  /* t246 = permute(blocks.6.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t246 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_6_attn_y[i0];
+    t246[i0] = e0;
+  }
+
+  /* blocks.6.h = fused_matmul(blocks.6.attn.merged, blocks.6.attn.c_proj.weight, blocks.6.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_6_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_6_attn_merged = t246; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_6_h, blocks_6_attn_merged, blocks_6_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_6_h[i0 * 768 + i1];
+      const float e1 = blocks_6_attn_c_proj_bias[i1];
+      const float e2 = x_7[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_6_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t255 = layernorm(blocks.6.h, blocks.6.ln_2.weight, blocks.6.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t255 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t255, NULL, NULL, blocks_6_h, blocks_6_ln_2_weight, blocks_6_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t517 = fused_matmul(t255, blocks.6.mlp.c_fc.weight, blocks.6.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t517 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t517, t255, blocks_6_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t517[i0 * 3072 + i1];
+      const float e1 = blocks_6_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t517[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t517, blocks.6.mlp.c_proj.weight, blocks.6.mlp.c_proj.bias, blocks.6.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_8 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_8, t517, blocks_6_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_8[i0 * 768 + i1];
+      const float e1 = blocks_6_mlp_c_proj_bias[i1];
+      const float e2 = blocks_6_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_8[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t268 = layernorm(x, blocks.7.ln_1.weight, blocks.7.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t268 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t268, NULL, NULL, x_8, blocks_7_ln_1_weight, blocks_7_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.7.attn.qkv = fused_matmul(t268, blocks.7.attn.c_attn.weight, blocks.7.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_7_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_7_attn_qkv, t268, blocks_7_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_7_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_7_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_7_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t273 = slice(blocks.7.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t273 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t273, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.7.attn.q = permute(t274, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_7_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t274 = t273; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t274[i0];
+    blocks_7_attn_q[i0] = e0;
+  }
+
+  /* t276 = slice(blocks.7.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t276 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t276, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.7.attn.k = permute(t277, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_7_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t277 = t276; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t277[i0];
+    blocks_7_attn_k[i0] = e0;
+  }
+
+  /* t279 = slice(blocks.7.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t279 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t279, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.7.attn.v = permute(t280, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_7_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t280 = t279; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t280[i0];
+    blocks_7_attn_v[i0] = e0;
+  }
+
+  /* blocks.7.attn.y = attention(blocks.7.attn.q, blocks.7.attn.k, blocks.7.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_7_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_282 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_7_attn_y_kcache = cache + 2752512; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_7_attn_y_vcache = cache + 2949120; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_7_attn_y, blocks_7_attn_q, blocks_7_attn_k, blocks_7_attn_v, blocks_7_attn_y_kcache, blocks_7_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_282);
+
+  /* t283 = permute(blocks.7.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t283 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_7_attn_y[i0];
+    t283[i0] = e0;
+  }
+
+  /* blocks.7.h = fused_matmul(blocks.7.attn.merged, blocks.7.attn.c_proj.weight, blocks.7.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_7_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_7_attn_merged = t283; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_7_h, blocks_7_attn_merged, blocks_7_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_7_h[i0 * 768 + i1];
+      const float e1 = blocks_7_attn_c_proj_bias[i1];
+      const float e2 = x_8[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_7_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t292 = layernorm(blocks.7.h, blocks.7.ln_2.weight, blocks.7.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t292 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t292, NULL, NULL, blocks_7_h, blocks_7_ln_2_weight, blocks_7_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t521 = fused_matmul(t292, blocks.7.mlp.c_fc.weight, blocks.7.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t521 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t521, t292, blocks_7_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t521[i0 * 3072 + i1];
+      const float e1 = blocks_7_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t521[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t521, blocks.7.mlp.c_proj.weight, blocks.7.mlp.c_proj.bias, blocks.7.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_9 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_9, t521, blocks_7_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_9[i0 * 768 + i1];
+      const float e1 = blocks_7_mlp_c_proj_bias[i1];
+      const float e2 = blocks_7_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_9[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t305 = layernorm(x, blocks.8.ln_1.weight, blocks.8.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t305 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t305, NULL, NULL, x_9, blocks_8_ln_1_weight, blocks_8_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.8.attn.qkv = fused_matmul(t305, blocks.8.attn.c_attn.weight, blocks.8.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_8_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_8_attn_qkv, t305, blocks_8_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_8_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_8_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_8_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t310 = slice(blocks.8.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t310 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t310, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.8.attn.q = permute(t311, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_8_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t311 = t310; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t311[i0];
+    blocks_8_attn_q[i0] = e0;
+  }
+
+  /* t313 = slice(blocks.8.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t313 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t313, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.8.attn.k = permute(t314, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_8_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t314 = t313; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t314[i0];
+    blocks_8_attn_k[i0] = e0;
+  }
+
+  /* t316 = slice(blocks.8.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t316 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t316, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.8.attn.v = permute(t317, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_8_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t317 = t316; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t317[i0];
+    blocks_8_attn_v[i0] = e0;
+  }
+
+  /* blocks.8.attn.y = attention(blocks.8.attn.q, blocks.8.attn.k, blocks.8.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_8_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_319 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_8_attn_y_kcache = cache + 3145728; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_8_attn_y_vcache = cache + 3342336; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_8_attn_y, blocks_8_attn_q, blocks_8_attn_k, blocks_8_attn_v, blocks_8_attn_y_kcache, blocks_8_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_319);
+
+  /* t320 = permute(blocks.8.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t320 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_8_attn_y[i0];
+    t320[i0] = e0;
+  }
+
+  /* blocks.8.h = fused_matmul(blocks.8.attn.merged, blocks.8.attn.c_proj.weight, blocks.8.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_8_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_8_attn_merged = t320; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_8_h, blocks_8_attn_merged, blocks_8_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_8_h[i0 * 768 + i1];
+      const float e1 = blocks_8_attn_c_proj_bias[i1];
+      const float e2 = x_9[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_8_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t329 = layernorm(blocks.8.h, blocks.8.ln_2.weight, blocks.8.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t329 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t329, NULL, NULL, blocks_8_h, blocks_8_ln_2_weight, blocks_8_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t525 = fused_matmul(t329, blocks.8.mlp.c_fc.weight, blocks.8.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t525 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t525, t329, blocks_8_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t525[i0 * 3072 + i1];
+      const float e1 = blocks_8_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t525[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t525, blocks.8.mlp.c_proj.weight, blocks.8.mlp.c_proj.bias, blocks.8.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_10 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_10, t525, blocks_8_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_10[i0 * 768 + i1];
+      const float e1 = blocks_8_mlp_c_proj_bias[i1];
+      const float e2 = blocks_8_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_10[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t342 = layernorm(x, blocks.9.ln_1.weight, blocks.9.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t342 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t342, NULL, NULL, x_10, blocks_9_ln_1_weight, blocks_9_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.9.attn.qkv = fused_matmul(t342, blocks.9.attn.c_attn.weight, blocks.9.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_9_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_9_attn_qkv, t342, blocks_9_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_9_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_9_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_9_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t347 = slice(blocks.9.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t347 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t347, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.9.attn.q = permute(t348, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_9_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t348 = t347; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t348[i0];
+    blocks_9_attn_q[i0] = e0;
+  }
+
+  /* t350 = slice(blocks.9.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t350 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t350, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.9.attn.k = permute(t351, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_9_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t351 = t350; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t351[i0];
+    blocks_9_attn_k[i0] = e0;
+  }
+
+  /* t353 = slice(blocks.9.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t353 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t353, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.9.attn.v = permute(t354, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_9_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t354 = t353; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t354[i0];
+    blocks_9_attn_v[i0] = e0;
+  }
+
+  /* blocks.9.attn.y = attention(blocks.9.attn.q, blocks.9.attn.k, blocks.9.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_9_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_356 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_9_attn_y_kcache = cache + 3538944; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_9_attn_y_vcache = cache + 3735552; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_9_attn_y, blocks_9_attn_q, blocks_9_attn_k, blocks_9_attn_v, blocks_9_attn_y_kcache, blocks_9_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_356);
+
+  /* t357 = permute(blocks.9.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t357 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_9_attn_y[i0];
+    t357[i0] = e0;
+  }
+
+  /* blocks.9.h = fused_matmul(blocks.9.attn.merged, blocks.9.attn.c_proj.weight, blocks.9.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_9_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_9_attn_merged = t357; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_9_h, blocks_9_attn_merged, blocks_9_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_9_h[i0 * 768 + i1];
+      const float e1 = blocks_9_attn_c_proj_bias[i1];
+      const float e2 = x_10[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_9_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t366 = layernorm(blocks.9.h, blocks.9.ln_2.weight, blocks.9.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t366 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t366, NULL, NULL, blocks_9_h, blocks_9_ln_2_weight, blocks_9_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t529 = fused_matmul(t366, blocks.9.mlp.c_fc.weight, blocks.9.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t529 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t529, t366, blocks_9_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t529[i0 * 3072 + i1];
+      const float e1 = blocks_9_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t529[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t529, blocks.9.mlp.c_proj.weight, blocks.9.mlp.c_proj.bias, blocks.9.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_11 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_11, t529, blocks_9_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_11[i0 * 768 + i1];
+      const float e1 = blocks_9_mlp_c_proj_bias[i1];
+      const float e2 = blocks_9_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_11[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t379 = layernorm(x, blocks.10.ln_1.weight, blocks.10.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t379 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t379, NULL, NULL, x_11, blocks_10_ln_1_weight, blocks_10_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.10.attn.qkv = fused_matmul(t379, blocks.10.attn.c_attn.weight, blocks.10.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_10_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_10_attn_qkv, t379, blocks_10_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_10_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_10_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_10_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t384 = slice(blocks.10.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t384 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t384, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.10.attn.q = permute(t385, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_10_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t385 = t384; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t385[i0];
+    blocks_10_attn_q[i0] = e0;
+  }
+
+  /* t387 = slice(blocks.10.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t387 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t387, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.10.attn.k = permute(t388, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_10_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t388 = t387; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t388[i0];
+    blocks_10_attn_k[i0] = e0;
+  }
+
+  /* t390 = slice(blocks.10.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t390 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t390, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.10.attn.v = permute(t391, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_10_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t391 = t390; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t391[i0];
+    blocks_10_attn_v[i0] = e0;
+  }
+
+  /* blocks.10.attn.y = attention(blocks.10.attn.q, blocks.10.attn.k, blocks.10.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_10_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_393 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_10_attn_y_kcache = cache + 3932160; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_10_attn_y_vcache = cache + 4128768; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_10_attn_y, blocks_10_attn_q, blocks_10_attn_k, blocks_10_attn_v, blocks_10_attn_y_kcache, blocks_10_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_393);
+
+  /* t394 = permute(blocks.10.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t394 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_10_attn_y[i0];
+    t394[i0] = e0;
+  }
+
+  /* blocks.10.h = fused_matmul(blocks.10.attn.merged, blocks.10.attn.c_proj.weight, blocks.10.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_10_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_10_attn_merged = t394; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_10_h, blocks_10_attn_merged, blocks_10_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_10_h[i0 * 768 + i1];
+      const float e1 = blocks_10_attn_c_proj_bias[i1];
+      const float e2 = x_11[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_10_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t403 = layernorm(blocks.10.h, blocks.10.ln_2.weight, blocks.10.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t403 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t403, NULL, NULL, blocks_10_h, blocks_10_ln_2_weight, blocks_10_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t533 = fused_matmul(t403, blocks.10.mlp.c_fc.weight, blocks.10.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t533 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t533, t403, blocks_10_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t533[i0 * 3072 + i1];
+      const float e1 = blocks_10_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t533[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t533, blocks.10.mlp.c_proj.weight, blocks.10.mlp.c_proj.bias, blocks.10.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_12 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_12, t533, blocks_10_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_12[i0 * 768 + i1];
+      const float e1 = blocks_10_mlp_c_proj_bias[i1];
+      const float e2 = blocks_10_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_12[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t416 = layernorm(x, blocks.11.ln_1.weight, blocks.11.ln_1.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t416 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t416, NULL, NULL, x_12, blocks_11_ln_1_weight, blocks_11_ln_1_bias, 4, 768, 9.99999975e-06f);
+
+  /* blocks.11.attn.qkv = fused_matmul(t416, blocks.11.attn.c_attn.weight, blocks.11.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[4,1,2304] */
+  float *const blocks_11_attn_qkv = arena + 6144; /* f32[4,1,2304] at arena byte 24576 */
+  ck_matmul_f32(blocks_11_attn_qkv, t416, blocks_11_attn_c_attn_weight, 1, 4, 2304, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 2304; i1++) {
+      const float e0 = blocks_11_attn_qkv[i0 * 2304 + i1];
+      const float e1 = blocks_11_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_11_attn_qkv[i0 * 2304 + i1] = e2;
+    }
+  }
+
+  /* t421 = slice(blocks.11.attn.qkv, axis=2, start=0, end=768)  f32[4,1,768] */
+  float *const t421 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_slice(t421, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
+
+  /* blocks.11.attn.q = permute(t422, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_11_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
+  const float *const t422 = t421; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t422[i0];
+    blocks_11_attn_q[i0] = e0;
+  }
+
+  /* t424 = slice(blocks.11.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
+  float *const t424 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
+  ck_slice(t424, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
+
+  /* blocks.11.attn.k = permute(t425, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_11_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
+  const float *const t425 = t424; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t425[i0];
+    blocks_11_attn_k[i0] = e0;
+  }
+
+  /* t427 = slice(blocks.11.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
+  float *const t427 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
+  ck_slice(t427, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
+
+  /* blocks.11.attn.v = permute(t428, perm=(0,2,1,3))  f32[4,12,1,64] */
+  float *const blocks_11_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
+  const float *const t428 = t427; /* view f32[4,1,12,64] */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = t428[i0];
+    blocks_11_attn_v[i0] = e0;
+  }
+
+  /* blocks.11.attn.y = attention(blocks.11.attn.q, blocks.11.attn.k, blocks.11.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
+  float *const blocks_11_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
+  float *const scratch_430 = arena + 9216; /* f32[64] at arena byte 36864 */
+  float *const blocks_11_attn_y_kcache = cache + 4325376; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  float *const blocks_11_attn_y_vcache = cache + 4521984; /* f32[48,64,64] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_11_attn_y, blocks_11_attn_q, blocks_11_attn_k, blocks_11_attn_v, blocks_11_attn_y_kcache, blocks_11_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_430);
+
+  /* t431 = permute(blocks.11.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
+  float *const t431 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
+  for (int64_t i0 = 0; i0 < 3072; i0++) {
+    const float e0 = blocks_11_attn_y[i0];
+    t431[i0] = e0;
+  }
+
+  /* blocks.11.h = fused_matmul(blocks.11.attn.merged, blocks.11.attn.c_proj.weight, blocks.11.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const blocks_11_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const blocks_11_attn_merged = t431; /* view f32[4,1,768] */
+  ck_matmul_f32(blocks_11_h, blocks_11_attn_merged, blocks_11_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = blocks_11_h[i0 * 768 + i1];
+      const float e1 = blocks_11_attn_c_proj_bias[i1];
+      const float e2 = x_12[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_11_h[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t440 = layernorm(blocks.11.h, blocks.11.ln_2.weight, blocks.11.ln_2.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t440 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_layernorm_f32(t440, NULL, NULL, blocks_11_h, blocks_11_ln_2_weight, blocks_11_ln_2_bias, 4, 768, 9.99999975e-06f);
+
+  /* t537 = fused_matmul(t440, blocks.11.mlp.c_fc.weight, blocks.11.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[4,1,3072] */
+  float *const t537 = arena + 6144; /* f32[4,1,3072] at arena byte 24576 */
+  ck_matmul_f32(t537, t440, blocks_11_mlp_c_fc_weight, 1, 4, 3072, 768, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 3072; i1++) {
+      const float e0 = t537[i0 * 3072 + i1];
+      const float e1 = blocks_11_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t537[i0 * 3072 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t537, blocks.11.mlp.c_proj.weight, blocks.11.mlp.c_proj.bias, blocks.11.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
+  float *const x_13 = arena + 0; /* f32[4,1,768] at arena byte 0 */
+  ck_matmul_f32(x_13, t537, blocks_11_mlp_c_proj_weight, 1, 4, 768, 3072, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 4; i0++) {
+    for (int64_t i1 = 0; i1 < 768; i1++) {
+      const float e0 = x_13[i0 * 768 + i1];
+      const float e1 = blocks_11_mlp_c_proj_bias[i1];
+      const float e2 = blocks_11_h[i0 * 768 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_13[i0 * 768 + i1] = e4;
+    }
+  }
+
+  /* t453 = layernorm(x, ln_f.weight, ln_f.bias, eps=1e-05)  f32[4,1,768] */
+  float *const t453 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  ck_layernorm_f32(t453, NULL, NULL, x_13, ln_f_weight, ln_f_bias, 4, 768, 9.99999975e-06f);
+
+  /* return t454 = matmul(t453, wte, transpose_b=1)  f32[4,1,50257] */
+  ck_matmul_f32(logits, t453, wte, 1, 4, 50257, 768, 0, 1, 0, 0);
+  return GPT2SMALL_OK;
+}

@@ -3285,3 +3285,538 @@ int tinygpt_train_step(const float *params, float *grads, void *arena_mem, const
   }
   return TINYGPT_OK;
 }
+
+/* decode: 77 steps; params 3337216 bytes, arena 28672 bytes. */
+int tinygpt_decode(const float *params, float *cache, float *arena, const int32_t *tokens,
+    int64_t pos, float *logits) {
+  if (pos < 0 || pos >= TINYGPT_DECODE_MAX_POS) return TINYGPT_ERR_INDEX_RANGE + 1;
+  const int32_t position[1] = {(int32_t)pos}; /* the row of position-indexed parameters */
+  /* parameters: views into the params blob */
+  const float *const wte = params + 0; /* f32[256,128] wte */
+  const float *const wpe = params + 32768; /* f32[64,128] wpe */
+  const float *const blocks_0_ln_1_weight = params + 40960; /* f32[128] blocks.0.ln_1.weight */
+  const float *const blocks_0_ln_1_bias = params + 41088; /* f32[128] blocks.0.ln_1.bias */
+  const float *const blocks_0_attn_c_attn_weight = params + 41216; /* f32[384,128] blocks.0.attn.c_attn.weight */
+  const float *const blocks_0_attn_c_attn_bias = params + 90368; /* f32[384] blocks.0.attn.c_attn.bias */
+  const float *const blocks_0_attn_c_proj_weight = params + 90752; /* f32[128,128] blocks.0.attn.c_proj.weight */
+  const float *const blocks_0_attn_c_proj_bias = params + 107136; /* f32[128] blocks.0.attn.c_proj.bias */
+  const float *const blocks_0_ln_2_weight = params + 107264; /* f32[128] blocks.0.ln_2.weight */
+  const float *const blocks_0_ln_2_bias = params + 107392; /* f32[128] blocks.0.ln_2.bias */
+  const float *const blocks_0_mlp_c_fc_weight = params + 107520; /* f32[512,128] blocks.0.mlp.c_fc.weight */
+  const float *const blocks_0_mlp_c_fc_bias = params + 173056; /* f32[512] blocks.0.mlp.c_fc.bias */
+  const float *const blocks_0_mlp_c_proj_weight = params + 173568; /* f32[128,512] blocks.0.mlp.c_proj.weight */
+  const float *const blocks_0_mlp_c_proj_bias = params + 239104; /* f32[128] blocks.0.mlp.c_proj.bias */
+  const float *const blocks_1_ln_1_weight = params + 239232; /* f32[128] blocks.1.ln_1.weight */
+  const float *const blocks_1_ln_1_bias = params + 239360; /* f32[128] blocks.1.ln_1.bias */
+  const float *const blocks_1_attn_c_attn_weight = params + 239488; /* f32[384,128] blocks.1.attn.c_attn.weight */
+  const float *const blocks_1_attn_c_attn_bias = params + 288640; /* f32[384] blocks.1.attn.c_attn.bias */
+  const float *const blocks_1_attn_c_proj_weight = params + 289024; /* f32[128,128] blocks.1.attn.c_proj.weight */
+  const float *const blocks_1_attn_c_proj_bias = params + 305408; /* f32[128] blocks.1.attn.c_proj.bias */
+  const float *const blocks_1_ln_2_weight = params + 305536; /* f32[128] blocks.1.ln_2.weight */
+  const float *const blocks_1_ln_2_bias = params + 305664; /* f32[128] blocks.1.ln_2.bias */
+  const float *const blocks_1_mlp_c_fc_weight = params + 305792; /* f32[512,128] blocks.1.mlp.c_fc.weight */
+  const float *const blocks_1_mlp_c_fc_bias = params + 371328; /* f32[512] blocks.1.mlp.c_fc.bias */
+  const float *const blocks_1_mlp_c_proj_weight = params + 371840; /* f32[128,512] blocks.1.mlp.c_proj.weight */
+  const float *const blocks_1_mlp_c_proj_bias = params + 437376; /* f32[128] blocks.1.mlp.c_proj.bias */
+  const float *const blocks_2_ln_1_weight = params + 437504; /* f32[128] blocks.2.ln_1.weight */
+  const float *const blocks_2_ln_1_bias = params + 437632; /* f32[128] blocks.2.ln_1.bias */
+  const float *const blocks_2_attn_c_attn_weight = params + 437760; /* f32[384,128] blocks.2.attn.c_attn.weight */
+  const float *const blocks_2_attn_c_attn_bias = params + 486912; /* f32[384] blocks.2.attn.c_attn.bias */
+  const float *const blocks_2_attn_c_proj_weight = params + 487296; /* f32[128,128] blocks.2.attn.c_proj.weight */
+  const float *const blocks_2_attn_c_proj_bias = params + 503680; /* f32[128] blocks.2.attn.c_proj.bias */
+  const float *const blocks_2_ln_2_weight = params + 503808; /* f32[128] blocks.2.ln_2.weight */
+  const float *const blocks_2_ln_2_bias = params + 503936; /* f32[128] blocks.2.ln_2.bias */
+  const float *const blocks_2_mlp_c_fc_weight = params + 504064; /* f32[512,128] blocks.2.mlp.c_fc.weight */
+  const float *const blocks_2_mlp_c_fc_bias = params + 569600; /* f32[512] blocks.2.mlp.c_fc.bias */
+  const float *const blocks_2_mlp_c_proj_weight = params + 570112; /* f32[128,512] blocks.2.mlp.c_proj.weight */
+  const float *const blocks_2_mlp_c_proj_bias = params + 635648; /* f32[128] blocks.2.mlp.c_proj.bias */
+  const float *const blocks_3_ln_1_weight = params + 635776; /* f32[128] blocks.3.ln_1.weight */
+  const float *const blocks_3_ln_1_bias = params + 635904; /* f32[128] blocks.3.ln_1.bias */
+  const float *const blocks_3_attn_c_attn_weight = params + 636032; /* f32[384,128] blocks.3.attn.c_attn.weight */
+  const float *const blocks_3_attn_c_attn_bias = params + 685184; /* f32[384] blocks.3.attn.c_attn.bias */
+  const float *const blocks_3_attn_c_proj_weight = params + 685568; /* f32[128,128] blocks.3.attn.c_proj.weight */
+  const float *const blocks_3_attn_c_proj_bias = params + 701952; /* f32[128] blocks.3.attn.c_proj.bias */
+  const float *const blocks_3_ln_2_weight = params + 702080; /* f32[128] blocks.3.ln_2.weight */
+  const float *const blocks_3_ln_2_bias = params + 702208; /* f32[128] blocks.3.ln_2.bias */
+  const float *const blocks_3_mlp_c_fc_weight = params + 702336; /* f32[512,128] blocks.3.mlp.c_fc.weight */
+  const float *const blocks_3_mlp_c_fc_bias = params + 767872; /* f32[512] blocks.3.mlp.c_fc.bias */
+  const float *const blocks_3_mlp_c_proj_weight = params + 768384; /* f32[128,512] blocks.3.mlp.c_proj.weight */
+  const float *const blocks_3_mlp_c_proj_bias = params + 833920; /* f32[128] blocks.3.mlp.c_proj.bias */
+  const float *const ln_f_weight = params + 834048; /* f32[128] ln_f.weight */
+  const float *const ln_f_bias = params + 834176; /* f32[128] ln_f.bias */
+
+  /* t3 = embedding(wte, tokens)  f32[8,1,128] */
+  float *const t3 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  if (ck_embedding_f32(t3, wte, tokens, 8, 256, 128) >= 0) return TINYGPT_ERR_INDEX_RANGE + 0;
+
+  /* t5 = embedding(wpe, position)  f32[1,128] */
+  float *const t5 = arena + 1024; /* f32[1,128] at arena byte 4096 */
+  if (ck_embedding_f32(t5, wpe, position, 1, 64, 128) >= 0) return TINYGPT_ERR_INDEX_RANGE + 1;
+
+  /* x = add(t3, t5)  f32[8,1,128] */
+  float *const x = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = t3[i0 * 128 + i1];
+      const float e1 = t5[i1];
+      const float e2 = e0 + e1;
+      x[i0 * 128 + i1] = e2;
+    }
+  }
+
+  /* t9 = layernorm(x, blocks.0.ln_1.weight, blocks.0.ln_1.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t9 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_layernorm_f32(t9, NULL, NULL, x, blocks_0_ln_1_weight, blocks_0_ln_1_bias, 8, 128, 9.99999975e-06f);
+
+  /* blocks.0.attn.qkv = fused_matmul(t9, blocks.0.attn.c_attn.weight, blocks.0.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[8,1,384] */
+  float *const blocks_0_attn_qkv = arena + 2048; /* f32[8,1,384] at arena byte 8192 */
+  ck_matmul_f32(blocks_0_attn_qkv, t9, blocks_0_attn_c_attn_weight, 1, 8, 384, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 384; i1++) {
+      const float e0 = blocks_0_attn_qkv[i0 * 384 + i1];
+      const float e1 = blocks_0_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_0_attn_qkv[i0 * 384 + i1] = e2;
+    }
+  }
+
+  /* t14 = slice(blocks.0.attn.qkv, axis=2, start=0, end=128)  f32[8,1,128] */
+  float *const t14 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_slice(t14, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
+
+  /* blocks.0.attn.q = permute(t15, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_0_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
+  const float *const t15 = t14; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t15[i0];
+    blocks_0_attn_q[i0] = e0;
+  }
+
+  /* t17 = slice(blocks.0.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
+  float *const t17 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
+  ck_slice(t17, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
+
+  /* blocks.0.attn.k = permute(t18, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_0_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
+  const float *const t18 = t17; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t18[i0];
+    blocks_0_attn_k[i0] = e0;
+  }
+
+  /* t20 = slice(blocks.0.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
+  float *const t20 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
+  ck_slice(t20, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
+
+  /* blocks.0.attn.v = permute(t21, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_0_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
+  const float *const t21 = t20; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t21[i0];
+    blocks_0_attn_v[i0] = e0;
+  }
+
+  /* blocks.0.attn.y = attention(blocks.0.attn.q, blocks.0.attn.k, blocks.0.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
+  float *const blocks_0_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
+  float *const scratch_23 = arena + 3072; /* f32[64] at arena byte 12288 */
+  float *const blocks_0_attn_y_kcache = cache + 0; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  float *const blocks_0_attn_y_vcache = cache + 65536; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_0_attn_y, blocks_0_attn_q, blocks_0_attn_k, blocks_0_attn_v, blocks_0_attn_y_kcache, blocks_0_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_23);
+
+  /* t24 = permute(blocks.0.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
+  float *const t24 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = blocks_0_attn_y[i0];
+    t24[i0] = e0;
+  }
+
+  /* blocks.0.h = fused_matmul(blocks.0.attn.merged, blocks.0.attn.c_proj.weight, blocks.0.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const blocks_0_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const blocks_0_attn_merged = t24; /* view f32[8,1,128] */
+  ck_matmul_f32(blocks_0_h, blocks_0_attn_merged, blocks_0_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = blocks_0_h[i0 * 128 + i1];
+      const float e1 = blocks_0_attn_c_proj_bias[i1];
+      const float e2 = x[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_0_h[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t33 = layernorm(blocks.0.h, blocks.0.ln_2.weight, blocks.0.ln_2.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t33 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_layernorm_f32(t33, NULL, NULL, blocks_0_h, blocks_0_ln_2_weight, blocks_0_ln_2_bias, 8, 128, 9.99999975e-06f);
+
+  /* t173 = fused_matmul(t33, blocks.0.mlp.c_fc.weight, blocks.0.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[8,1,512] */
+  float *const t173 = arena + 2048; /* f32[8,1,512] at arena byte 8192 */
+  ck_matmul_f32(t173, t33, blocks_0_mlp_c_fc_weight, 1, 8, 512, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 512; i1++) {
+      const float e0 = t173[i0 * 512 + i1];
+      const float e1 = blocks_0_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t173[i0 * 512 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t173, blocks.0.mlp.c_proj.weight, blocks.0.mlp.c_proj.bias, blocks.0.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const x_2 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_matmul_f32(x_2, t173, blocks_0_mlp_c_proj_weight, 1, 8, 128, 512, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = x_2[i0 * 128 + i1];
+      const float e1 = blocks_0_mlp_c_proj_bias[i1];
+      const float e2 = blocks_0_h[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_2[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t46 = layernorm(x, blocks.1.ln_1.weight, blocks.1.ln_1.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t46 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_layernorm_f32(t46, NULL, NULL, x_2, blocks_1_ln_1_weight, blocks_1_ln_1_bias, 8, 128, 9.99999975e-06f);
+
+  /* blocks.1.attn.qkv = fused_matmul(t46, blocks.1.attn.c_attn.weight, blocks.1.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[8,1,384] */
+  float *const blocks_1_attn_qkv = arena + 2048; /* f32[8,1,384] at arena byte 8192 */
+  ck_matmul_f32(blocks_1_attn_qkv, t46, blocks_1_attn_c_attn_weight, 1, 8, 384, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 384; i1++) {
+      const float e0 = blocks_1_attn_qkv[i0 * 384 + i1];
+      const float e1 = blocks_1_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_1_attn_qkv[i0 * 384 + i1] = e2;
+    }
+  }
+
+  /* t51 = slice(blocks.1.attn.qkv, axis=2, start=0, end=128)  f32[8,1,128] */
+  float *const t51 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_slice(t51, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
+
+  /* blocks.1.attn.q = permute(t52, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_1_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
+  const float *const t52 = t51; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t52[i0];
+    blocks_1_attn_q[i0] = e0;
+  }
+
+  /* t54 = slice(blocks.1.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
+  float *const t54 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
+  ck_slice(t54, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
+
+  /* blocks.1.attn.k = permute(t55, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_1_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
+  const float *const t55 = t54; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t55[i0];
+    blocks_1_attn_k[i0] = e0;
+  }
+
+  /* t57 = slice(blocks.1.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
+  float *const t57 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
+  ck_slice(t57, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
+
+  /* blocks.1.attn.v = permute(t58, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_1_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
+  const float *const t58 = t57; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t58[i0];
+    blocks_1_attn_v[i0] = e0;
+  }
+
+  /* blocks.1.attn.y = attention(blocks.1.attn.q, blocks.1.attn.k, blocks.1.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
+  float *const blocks_1_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
+  float *const scratch_60 = arena + 3072; /* f32[64] at arena byte 12288 */
+  float *const blocks_1_attn_y_kcache = cache + 131072; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  float *const blocks_1_attn_y_vcache = cache + 196608; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_1_attn_y, blocks_1_attn_q, blocks_1_attn_k, blocks_1_attn_v, blocks_1_attn_y_kcache, blocks_1_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_60);
+
+  /* t61 = permute(blocks.1.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
+  float *const t61 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = blocks_1_attn_y[i0];
+    t61[i0] = e0;
+  }
+
+  /* blocks.1.h = fused_matmul(blocks.1.attn.merged, blocks.1.attn.c_proj.weight, blocks.1.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const blocks_1_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const blocks_1_attn_merged = t61; /* view f32[8,1,128] */
+  ck_matmul_f32(blocks_1_h, blocks_1_attn_merged, blocks_1_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = blocks_1_h[i0 * 128 + i1];
+      const float e1 = blocks_1_attn_c_proj_bias[i1];
+      const float e2 = x_2[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_1_h[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t70 = layernorm(blocks.1.h, blocks.1.ln_2.weight, blocks.1.ln_2.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t70 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_layernorm_f32(t70, NULL, NULL, blocks_1_h, blocks_1_ln_2_weight, blocks_1_ln_2_bias, 8, 128, 9.99999975e-06f);
+
+  /* t177 = fused_matmul(t70, blocks.1.mlp.c_fc.weight, blocks.1.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[8,1,512] */
+  float *const t177 = arena + 2048; /* f32[8,1,512] at arena byte 8192 */
+  ck_matmul_f32(t177, t70, blocks_1_mlp_c_fc_weight, 1, 8, 512, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 512; i1++) {
+      const float e0 = t177[i0 * 512 + i1];
+      const float e1 = blocks_1_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t177[i0 * 512 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t177, blocks.1.mlp.c_proj.weight, blocks.1.mlp.c_proj.bias, blocks.1.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const x_3 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_matmul_f32(x_3, t177, blocks_1_mlp_c_proj_weight, 1, 8, 128, 512, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = x_3[i0 * 128 + i1];
+      const float e1 = blocks_1_mlp_c_proj_bias[i1];
+      const float e2 = blocks_1_h[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_3[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t83 = layernorm(x, blocks.2.ln_1.weight, blocks.2.ln_1.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t83 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_layernorm_f32(t83, NULL, NULL, x_3, blocks_2_ln_1_weight, blocks_2_ln_1_bias, 8, 128, 9.99999975e-06f);
+
+  /* blocks.2.attn.qkv = fused_matmul(t83, blocks.2.attn.c_attn.weight, blocks.2.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[8,1,384] */
+  float *const blocks_2_attn_qkv = arena + 2048; /* f32[8,1,384] at arena byte 8192 */
+  ck_matmul_f32(blocks_2_attn_qkv, t83, blocks_2_attn_c_attn_weight, 1, 8, 384, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 384; i1++) {
+      const float e0 = blocks_2_attn_qkv[i0 * 384 + i1];
+      const float e1 = blocks_2_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_2_attn_qkv[i0 * 384 + i1] = e2;
+    }
+  }
+
+  /* t88 = slice(blocks.2.attn.qkv, axis=2, start=0, end=128)  f32[8,1,128] */
+  float *const t88 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_slice(t88, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
+
+  /* blocks.2.attn.q = permute(t89, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_2_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
+  const float *const t89 = t88; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t89[i0];
+    blocks_2_attn_q[i0] = e0;
+  }
+
+  /* t91 = slice(blocks.2.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
+  float *const t91 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
+  ck_slice(t91, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
+
+  /* blocks.2.attn.k = permute(t92, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_2_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
+  const float *const t92 = t91; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t92[i0];
+    blocks_2_attn_k[i0] = e0;
+  }
+
+  /* t94 = slice(blocks.2.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
+  float *const t94 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
+  ck_slice(t94, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
+
+  /* blocks.2.attn.v = permute(t95, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_2_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
+  const float *const t95 = t94; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t95[i0];
+    blocks_2_attn_v[i0] = e0;
+  }
+
+  /* blocks.2.attn.y = attention(blocks.2.attn.q, blocks.2.attn.k, blocks.2.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
+  float *const blocks_2_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
+  float *const scratch_97 = arena + 3072; /* f32[64] at arena byte 12288 */
+  float *const blocks_2_attn_y_kcache = cache + 262144; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  float *const blocks_2_attn_y_vcache = cache + 327680; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_2_attn_y, blocks_2_attn_q, blocks_2_attn_k, blocks_2_attn_v, blocks_2_attn_y_kcache, blocks_2_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_97);
+
+  /* t98 = permute(blocks.2.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
+  float *const t98 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = blocks_2_attn_y[i0];
+    t98[i0] = e0;
+  }
+
+  /* blocks.2.h = fused_matmul(blocks.2.attn.merged, blocks.2.attn.c_proj.weight, blocks.2.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const blocks_2_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const blocks_2_attn_merged = t98; /* view f32[8,1,128] */
+  ck_matmul_f32(blocks_2_h, blocks_2_attn_merged, blocks_2_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = blocks_2_h[i0 * 128 + i1];
+      const float e1 = blocks_2_attn_c_proj_bias[i1];
+      const float e2 = x_3[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_2_h[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t107 = layernorm(blocks.2.h, blocks.2.ln_2.weight, blocks.2.ln_2.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t107 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_layernorm_f32(t107, NULL, NULL, blocks_2_h, blocks_2_ln_2_weight, blocks_2_ln_2_bias, 8, 128, 9.99999975e-06f);
+
+  /* t181 = fused_matmul(t107, blocks.2.mlp.c_fc.weight, blocks.2.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[8,1,512] */
+  float *const t181 = arena + 2048; /* f32[8,1,512] at arena byte 8192 */
+  ck_matmul_f32(t181, t107, blocks_2_mlp_c_fc_weight, 1, 8, 512, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 512; i1++) {
+      const float e0 = t181[i0 * 512 + i1];
+      const float e1 = blocks_2_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t181[i0 * 512 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t181, blocks.2.mlp.c_proj.weight, blocks.2.mlp.c_proj.bias, blocks.2.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const x_4 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_matmul_f32(x_4, t181, blocks_2_mlp_c_proj_weight, 1, 8, 128, 512, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = x_4[i0 * 128 + i1];
+      const float e1 = blocks_2_mlp_c_proj_bias[i1];
+      const float e2 = blocks_2_h[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_4[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t120 = layernorm(x, blocks.3.ln_1.weight, blocks.3.ln_1.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t120 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_layernorm_f32(t120, NULL, NULL, x_4, blocks_3_ln_1_weight, blocks_3_ln_1_bias, 8, 128, 9.99999975e-06f);
+
+  /* blocks.3.attn.qkv = fused_matmul(t120, blocks.3.attn.c_attn.weight, blocks.3.attn.c_attn.bias, transpose_b=1, body="add($0,$1)")  f32[8,1,384] */
+  float *const blocks_3_attn_qkv = arena + 2048; /* f32[8,1,384] at arena byte 8192 */
+  ck_matmul_f32(blocks_3_attn_qkv, t120, blocks_3_attn_c_attn_weight, 1, 8, 384, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 384; i1++) {
+      const float e0 = blocks_3_attn_qkv[i0 * 384 + i1];
+      const float e1 = blocks_3_attn_c_attn_bias[i1];
+      const float e2 = e0 + e1;
+      blocks_3_attn_qkv[i0 * 384 + i1] = e2;
+    }
+  }
+
+  /* t125 = slice(blocks.3.attn.qkv, axis=2, start=0, end=128)  f32[8,1,128] */
+  float *const t125 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_slice(t125, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
+
+  /* blocks.3.attn.q = permute(t126, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_3_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
+  const float *const t126 = t125; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t126[i0];
+    blocks_3_attn_q[i0] = e0;
+  }
+
+  /* t128 = slice(blocks.3.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
+  float *const t128 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
+  ck_slice(t128, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
+
+  /* blocks.3.attn.k = permute(t129, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_3_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
+  const float *const t129 = t128; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t129[i0];
+    blocks_3_attn_k[i0] = e0;
+  }
+
+  /* t131 = slice(blocks.3.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
+  float *const t131 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
+  ck_slice(t131, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
+
+  /* blocks.3.attn.v = permute(t132, perm=(0,2,1,3))  f32[8,4,1,32] */
+  float *const blocks_3_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
+  const float *const t132 = t131; /* view f32[8,1,4,32] */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = t132[i0];
+    blocks_3_attn_v[i0] = e0;
+  }
+
+  /* blocks.3.attn.y = attention(blocks.3.attn.q, blocks.3.attn.k, blocks.3.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
+  float *const blocks_3_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
+  float *const scratch_134 = arena + 3072; /* f32[64] at arena byte 12288 */
+  float *const blocks_3_attn_y_kcache = cache + 393216; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  float *const blocks_3_attn_y_vcache = cache + 458752; /* f32[32,64,32] rows 0..pos of the K/V cache */
+  ck_attention_decode_f32(blocks_3_attn_y, blocks_3_attn_q, blocks_3_attn_k, blocks_3_attn_v, blocks_3_attn_y_kcache, blocks_3_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_134);
+
+  /* t135 = permute(blocks.3.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
+  float *const t135 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
+  for (int64_t i0 = 0; i0 < 1024; i0++) {
+    const float e0 = blocks_3_attn_y[i0];
+    t135[i0] = e0;
+  }
+
+  /* blocks.3.h = fused_matmul(blocks.3.attn.merged, blocks.3.attn.c_proj.weight, blocks.3.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const blocks_3_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const blocks_3_attn_merged = t135; /* view f32[8,1,128] */
+  ck_matmul_f32(blocks_3_h, blocks_3_attn_merged, blocks_3_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = blocks_3_h[i0 * 128 + i1];
+      const float e1 = blocks_3_attn_c_proj_bias[i1];
+      const float e2 = x_4[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      blocks_3_h[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t144 = layernorm(blocks.3.h, blocks.3.ln_2.weight, blocks.3.ln_2.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t144 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_layernorm_f32(t144, NULL, NULL, blocks_3_h, blocks_3_ln_2_weight, blocks_3_ln_2_bias, 8, 128, 9.99999975e-06f);
+
+  /* t185 = fused_matmul(t144, blocks.3.mlp.c_fc.weight, blocks.3.mlp.c_fc.bias, transpose_b=1, body="add($0,$1); gelu_tanh(t0)")  f32[8,1,512] */
+  float *const t185 = arena + 2048; /* f32[8,1,512] at arena byte 8192 */
+  ck_matmul_f32(t185, t144, blocks_3_mlp_c_fc_weight, 1, 8, 512, 128, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 512; i1++) {
+      const float e0 = t185[i0 * 512 + i1];
+      const float e1 = blocks_3_mlp_c_fc_bias[i1];
+      const float e2 = e0 + e1;
+      const float e3 = ck_gelu_tanhf(e2);
+      t185[i0 * 512 + i1] = e3;
+    }
+  }
+
+  /* x = fused_matmul(t185, blocks.3.mlp.c_proj.weight, blocks.3.mlp.c_proj.bias, blocks.3.h, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
+  float *const x_5 = arena + 0; /* f32[8,1,128] at arena byte 0 */
+  ck_matmul_f32(x_5, t185, blocks_3_mlp_c_proj_weight, 1, 8, 128, 512, 0, 1, 0, 0);
+  for (int64_t i0 = 0; i0 < 8; i0++) {
+    for (int64_t i1 = 0; i1 < 128; i1++) {
+      const float e0 = x_5[i0 * 128 + i1];
+      const float e1 = blocks_3_mlp_c_proj_bias[i1];
+      const float e2 = blocks_3_h[i0 * 128 + i1];
+      const float e3 = e0 + e1;
+      const float e4 = e2 + e3;
+      x_5[i0 * 128 + i1] = e4;
+    }
+  }
+
+  /* t157 = layernorm(x, ln_f.weight, ln_f.bias, eps=1e-05)  f32[8,1,128] */
+  float *const t157 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  ck_layernorm_f32(t157, NULL, NULL, x_5, ln_f_weight, ln_f_bias, 8, 128, 9.99999975e-06f);
+
+  /* return t158 = matmul(t157, wte, transpose_b=1)  f32[8,1,256] */
+  ck_matmul_f32(logits, t157, wte, 1, 8, 256, 128, 0, 1, 0, 0);
+  return TINYGPT_OK;
+}

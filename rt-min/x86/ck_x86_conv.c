@@ -1,0 +1,623 @@
+/* rt-min/x86/ck_x86_conv.c - conv2d as im2col + the pooled GEMM, and pooled
+ * max pooling (see ck_x86_conv.h for the layout and the numerics). */
+#include "ck_x86_conv.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ck_gemm.h"
+#include "ck_grad.h"
+#include "ck_kernels.h"
+
+/* dx columns gathered per pass of col2im (a stack block, no scratch). */
+#define CK_X86_CONV_WBLOCK 256
+/* Lanes of the conv bias gradient's sum (a power of two). */
+#define CK_X86_DBIAS_LANES 16
+/* (n, c) planes per max-pooling chunk. */
+#define CK_X86_POOL_PLANES 8
+
+static int64_t ck_x86_min(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t ck_x86_max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* y[0..n) += x[0..n): blocks of 16 lanes (a constant trip count, so -O2
+ * vectorizes them), then a scalar tail; one add per element either way. */
+static void ck_x86_conv_add(float *restrict y, const float *restrict x, int64_t n) {
+  int64_t j = 0;
+  int l;
+  for (; j + 16 <= n; j += 16)
+    for (l = 0; l < 16; l++) y[j + l] += x[j + l];
+  for (; j < n; j++) y[j] += x[j];
+}
+
+/* y[0..n) = x[0..n) + b, blocked like ck_x86_conv_add. */
+static void ck_x86_conv_add_bias(float *restrict y, const float *restrict x, float b, int64_t n) {
+  int64_t j = 0;
+  int l;
+  for (; j + 16 <= n; j += 16)
+    for (l = 0; l < 16; l++) y[j + l] = x[j + l] + b;
+  for (; j < n; j++) y[j] = x[j] + b;
+}
+
+/* One call's shape, slab plan and buffers: the ctx of every chunk body. */
+typedef struct CkX86Conv {
+  int64_t N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW;
+  int64_t P, cpg, opg, kc; /* OH*OW, C/groups, OC/groups, cpg*KH*KW */
+  int64_t nb;              /* samples per slab */
+  int64_t n0, cnt, L;      /* the current slab: first sample, samples, columns cnt*P */
+  float *col, *dys;        /* workspace: col [C*KH*KW][L], dys [OC][L] */
+  const float *x, *dy, *bias, *w;
+  float *out, *dx, *dw, *dbias;
+  CkX86Direct direct; /* the AVX-512 kernels' shape (ck_x86_conv_direct) */
+  int rows512;        /* im2col / col2im by the AVX-512 plane kernels */
+} CkX86Conv;
+
+/* Fills the shape and picks the slab size from the shape and the workspace
+ * alone; 0 means "run the reference" (arguments it does not cover, or a
+ * workspace smaller than one sample). */
+static int ck_x86_conv_plan(CkX86Conv *c, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC,
+                            int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                            int64_t groups, int64_t OH, int64_t OW, float *scratch, int64_t scratch_floats) {
+  int64_t per, nslab;
+  memset(c, 0, sizeof *c);
+  if (N < 0 || C < 0 || H < 0 || W < 0 || OC < 0 || KH < 1 || KW < 1 || sh < 1 || sw < 1 || ph < 0 ||
+      pw < 0 || groups < 1 || C % groups || OC % groups || OH < 1 || OW < 1 || !scratch)
+    return 0;
+  c->N = N, c->C = C, c->H = H, c->W = W, c->OC = OC, c->KH = KH, c->KW = KW;
+  c->sh = sh, c->sw = sw, c->ph = ph, c->pw = pw, c->groups = groups, c->OH = OH, c->OW = OW;
+  c->P = OH * OW;
+  c->cpg = C / groups;
+  c->opg = OC / groups;
+  c->kc = c->cpg * KH * KW;
+  per = CK_X86_CONV_SCRATCH(C, OC, KH, KW, OH, OW, 1);
+  c->nb = per > 0 ? scratch_floats / per : 0;
+  if (c->nb < 1) return 0;
+  if (c->nb > N) c->nb = N > 0 ? N : 1;
+  nslab = N > 0 ? (N + c->nb - 1) / c->nb : 0;
+  if (nslab > 0) c->nb = (N + nslab - 1) / nslab; /* even slabs */
+  c->col = scratch;
+  c->dys = scratch + C * KH * KW * c->P * c->nb;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (sw == 1 && ck_gemm_cpu_has(CK_GEMM_AVX512)) {
+    CkX86Direct *d = &c->direct;
+    d->N = N, d->C = C, d->H = H, d->W = W, d->OC = OC, d->KH = KH, d->KW = KW;
+    d->sh = sh, d->ph = ph, d->pw = pw, d->OH = OH, d->OW = OW;
+    c->rows512 = 1;
+  }
+#endif
+  return 1;
+}
+
+/* Selects slab [n0, n0 + nb) clipped to N. */
+static void ck_x86_conv_slab(CkX86Conv *c, int64_t n0) {
+  c->n0 = n0;
+  c->cnt = ck_x86_min(c->nb, c->N - n0);
+  c->L = c->cnt * c->P;
+}
+
+/* Whether the direct kernels apply: the AVX-512 row kernels (c->direct
+ * filled), groups 1, at most CK_X86_DIRECT_TAPS taps. */
+static int ck_x86_conv_direct(const CkX86Conv *c) {
+  return c->rows512 && c->groups == 1 && c->kc <= CK_X86_DIRECT_TAPS;
+}
+
+/* ---- im2col and col2im ---------------------------------------------------------- */
+
+/* Output columns [lo, hi) whose tap kw lands inside the row (0 <= iw < W). */
+static void ck_x86_conv_span(const CkX86Conv *c, int64_t kw, int64_t *lo, int64_t *hi) {
+  int64_t t = c->W + c->pw - kw;
+  *lo = c->pw - kw <= 0 ? 0 : (c->pw - kw + c->sw - 1) / c->sw;
+  *hi = t <= 0 ? 0 : (t + c->sw - 1) / c->sw;
+  if (*hi > c->OW) *hi = c->OW;
+  if (*lo > *hi) *lo = *hi;
+}
+
+/* Chunk (sample nl of the slab, channel ch): its KH*KW rows of col, with
+ * zeros where the window reads padding. */
+static void ck_x86_im2col_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  int64_t nl = chunk / c->C, ch = chunk % c->C, kh, kw, oh, ow;
+  const float *xc = c->x + ((c->n0 + nl) * c->C + ch) * c->H * c->W;
+  (void)tid;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (c->rows512) {
+    ck_x86_im2col_plane_avx512(&c->direct, c->col + ch * c->KH * c->KW * c->L + nl * c->P, c->L, xc);
+    return;
+  }
+#endif
+  for (kh = 0; kh < c->KH; kh++)
+    for (kw = 0; kw < c->KW; kw++) {
+      float *dst = c->col + ((ch * c->KH + kh) * c->KW + kw) * c->L + nl * c->P;
+      int64_t lo, hi;
+      ck_x86_conv_span(c, kw, &lo, &hi);
+      for (oh = 0; oh < c->OH; oh++) {
+        int64_t ih = oh * c->sh - c->ph + kh;
+        float *d = dst + oh * c->OW;
+        const float *src;
+        if (ih < 0 || ih >= c->H) {
+          memset(d, 0, (size_t)c->OW * sizeof *d);
+          continue;
+        }
+        src = xc + ih * c->W + kw - c->pw;
+        for (ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+        if (c->sw == 1)
+          memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof *d);
+        else
+          for (ow = lo; ow < hi; ow++) d[ow] = src[ow * c->sw];
+        for (ow = hi; ow < c->OW; ow++) d[ow] = 0.0f;
+      }
+    }
+}
+
+/* Chunk (sample nl, channel ch): every dx element of the plane gathers its
+ * dcol terms in (kh, kw) order in a float, then is added once, like the
+ * reference's `dx += acc`. */
+static void ck_x86_col2im_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  int64_t nl = chunk / c->C, ch = chunk % c->C, ih, iw0, kh, kw, j;
+  float *dxc = c->dx + ((c->n0 + nl) * c->C + ch) * c->H * c->W;
+  float acc[CK_X86_CONV_WBLOCK];
+  (void)tid;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (c->rows512) {
+    ck_x86_col2im_plane_avx512(&c->direct, dxc, c->L, c->col + ch * c->KH * c->KW * c->L + nl * c->P);
+    return;
+  }
+#endif
+  for (ih = 0; ih < c->H; ih++)
+    for (iw0 = 0; iw0 < c->W; iw0 += CK_X86_CONV_WBLOCK) {
+      int64_t nw = ck_x86_min(CK_X86_CONV_WBLOCK, c->W - iw0);
+      for (j = 0; j < nw; j++) acc[j] = 0.0f;
+      for (kh = 0; kh < c->KH; kh++) {
+        int64_t th = ih + c->ph - kh, oh;
+        if (th < 0 || th % c->sh) continue;
+        oh = th / c->sh;
+        if (oh >= c->OH) continue;
+        for (kw = 0; kw < c->KW; kw++) {
+          const float *row = c->col + ((ch * c->KH + kh) * c->KW + kw) * c->L + nl * c->P + oh * c->OW;
+          if (c->sw == 1) {
+            /* ow = iw + pw - kw must lie in [0, OW) */
+            int64_t lo = ck_x86_max(iw0, kw - c->pw), hi = ck_x86_min(iw0 + nw, c->OW + kw - c->pw);
+            if (hi > lo) ck_x86_conv_add(acc + (lo - iw0), row + c->pw - kw + lo, hi - lo);
+          } else {
+            for (j = 0; j < nw; j++) {
+              int64_t tw = iw0 + j + c->pw - kw;
+              if (tw < 0 || tw % c->sw || tw / c->sw >= c->OW) continue;
+              acc[j] += row[tw / c->sw];
+            }
+          }
+        }
+      }
+      ck_x86_conv_add(dxc + ih * c->W + iw0, acc, nw);
+    }
+}
+
+/* ---- forward -------------------------------------------------------------------- */
+
+/* Chunk (sample nl, channel oc): out row = GEMM row (+ bias, rounded once as
+ * the reference's `acc += bias`). */
+static void ck_x86_conv_out_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  int64_t nl = chunk / c->OC, oc = chunk % c->OC;
+  const float *src = c->dys + oc * c->L + nl * c->P;
+  float *dst = c->out + ((c->n0 + nl) * c->OC + oc) * c->P;
+  (void)tid;
+  if (c->bias) {
+    ck_x86_conv_add_bias(dst, src, c->bias[oc], c->P);
+  } else {
+    memcpy(dst, src, (size_t)c->P * sizeof *dst);
+  }
+}
+
+/* Chunk oc of a one-sample slab, whose GEMM wrote straight into out. */
+static void ck_x86_conv_bias_chunk(void *ctx, int64_t oc, int tid) {
+  const CkX86Conv *c = ctx;
+  float *dst = c->out + (c->n0 * c->OC + oc) * c->P, b = c->bias[oc];
+  int64_t p = 0;
+  int l;
+  (void)tid;
+  for (; p + 16 <= c->P; p += 16)
+    for (l = 0; l < 16; l++) dst[p + l] += b;
+  for (; p < c->P; p++) dst[p] += b;
+}
+
+#if !defined(CK_GEMM_NO_AVX512)
+/* Chunk n of the direct forward: sample n. */
+static void ck_x86_direct_fwd_chunk(void *ctx, int64_t n, int tid) {
+  const CkX86Conv *c = ctx;
+  (void)tid;
+  ck_x86_direct_fwd_avx512(&c->direct, c->out + n * c->OC * c->P, c->x + n * c->C * c->H * c->W, c->w, c->bias);
+}
+
+/* Chunk b of the direct dw: output channels [16 b, 16 b + 16), its own
+ * CK_X86_DIRECT_PAD floats of the workspace. */
+static void ck_x86_direct_dw_chunk(void *ctx, int64_t b, int tid) {
+  const CkX86Conv *c = ctx;
+  (void)tid;
+  ck_x86_direct_dw_avx512(&c->direct, c->dw, c->dy, c->x, 16 * b, ck_x86_min(16, c->OC - 16 * b),
+                          c->col + b * CK_X86_DIRECT_PAD(c->C, c->KH, c->KW, c->sh, c->OH, c->OW));
+}
+#endif
+
+void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                       int64_t OW, float *scratch, int64_t scratch_floats) {
+  CkX86Conv c;
+  int64_t n0, g;
+  if (!ck_x86_conv_plan(&c, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
+                        scratch_floats)) {
+    ck_conv2d_f32(out, x, w, bias, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW);
+    return;
+  }
+  c.x = x;
+  c.bias = bias;
+  c.out = out;
+  c.w = w;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (ck_x86_conv_direct(&c)) {
+    ck_pool_parallel_for(pool, N, ck_x86_direct_fwd_chunk, &c);
+    return;
+  }
+#endif
+  for (n0 = 0; n0 < N; n0 += c.nb) {
+    ck_x86_conv_slab(&c, n0);
+    ck_pool_parallel_for(pool, c.cnt * C, ck_x86_im2col_chunk, &c);
+    if (c.cnt == 1) { /* one sample: [OC][P] is already out's layout */
+      float *o = out + n0 * OC * c.P;
+      for (g = 0; g < groups; g++)
+        ck_gemm_f32(pool, o + g * c.opg * c.P, w + g * c.opg * c.kc, c.col + g * c.kc * c.L, 1, c.opg,
+                    c.L, c.kc, 0, 0, 0, 0, 0);
+      if (bias) ck_pool_parallel_for(pool, OC, ck_x86_conv_bias_chunk, &c);
+      continue;
+    }
+    for (g = 0; g < groups; g++)
+      ck_gemm_f32(pool, c.dys + g * c.opg * c.L, w + g * c.opg * c.kc, c.col + g * c.kc * c.L, 1, c.opg,
+                  c.L, c.kc, 0, 0, 0, 0, 0);
+    ck_pool_parallel_for(pool, c.cnt * OC, ck_x86_conv_out_chunk, &c);
+  }
+}
+
+/* ---- backward ------------------------------------------------------------------- */
+
+/* Chunk (sample nl, channel oc): dys[oc][nl*P ..] = dy[n0 + nl, oc]. */
+static void ck_x86_conv_dys_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  int64_t nl = chunk / c->OC, oc = chunk % c->OC;
+  (void)tid;
+  memcpy(c->dys + oc * c->L + nl * c->P, c->dy + ((c->n0 + nl) * c->OC + oc) * c->P,
+         (size_t)c->P * sizeof(float));
+}
+
+/* Chunk oc: dbias[oc] += the sum of dy[:, oc] in 16 lanes (lane l takes
+ * the positions p with p % 16 == l, in (n, p) order), then the fixed tree
+ * ((l, l+8), then (l, l+4), (l, l+2), (l, l+1)); added once. The shape alone
+ * fixes the order, so the bits do not depend on the threads, and the lanes
+ * vectorize where the reference's single chain runs at the add latency. */
+static void ck_x86_conv_dbias_chunk(void *ctx, int64_t oc, int tid) {
+  const CkX86Conv *c = ctx;
+  float acc[CK_X86_DBIAS_LANES] = {0.0f};
+  int64_t n, p;
+  int l, half;
+  (void)tid;
+  for (n = 0; n < c->N; n++) {
+    const float *dyo = c->dy + (n * c->OC + oc) * c->P;
+    for (p = 0; p + CK_X86_DBIAS_LANES <= c->P; p += CK_X86_DBIAS_LANES)
+      for (l = 0; l < CK_X86_DBIAS_LANES; l++) acc[l] += dyo[p + l];
+    for (l = 0; p + l < c->P; l++) acc[l] += dyo[p + l];
+  }
+  for (half = CK_X86_DBIAS_LANES / 2; half >= 1; half /= 2)
+    for (l = 0; l < half; l++) acc[l] += acc[l + half];
+  c->dbias[oc] += acc[0];
+}
+
+void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias, const float *dy,
+                                const float *x, const float *w, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t groups, int64_t OH, int64_t OW,
+                                float *scratch, int64_t scratch_floats) {
+  CkX86Conv c;
+  int64_t n0, g;
+  if (!ck_x86_conv_plan(&c, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
+                        scratch_floats)) {
+    ck_conv2d_backward_f32(dx, dw, dbias, dy, x, w, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW);
+    return;
+  }
+  c.x = x;
+  c.dy = dy;
+  c.dx = dx;
+  c.dbias = dbias;
+  c.dw = dw;
+  if (dbias) ck_pool_parallel_for(pool, OC, ck_x86_conv_dbias_chunk, &c);
+#if !defined(CK_GEMM_NO_AVX512)
+  if (dw && ck_x86_conv_direct(&c) &&
+      (OC + 15) / 16 * CK_X86_DIRECT_PAD(C, KH, KW, sh, OH, OW) <= scratch_floats) {
+    ck_pool_parallel_for(pool, (OC + 15) / 16, ck_x86_direct_dw_chunk, &c);
+    dw = NULL; /* done */
+  }
+#endif
+  if (!dx && !dw) return;
+  for (n0 = 0; n0 < N; n0 += c.nb) {
+    ck_x86_conv_slab(&c, n0);
+    ck_pool_parallel_for(pool, c.cnt * OC, ck_x86_conv_dys_chunk, &c);
+    if (dw) {
+      /* the chain over (n, oh, ow) continues through dw from slab to slab */
+      ck_pool_parallel_for(pool, c.cnt * C, ck_x86_im2col_chunk, &c);
+      for (g = 0; g < groups; g++)
+        ck_gemm_f32(pool, dw + g * c.opg * c.kc, c.dys + g * c.opg * c.L, c.col + g * c.kc * c.L, 1,
+                    c.opg, c.kc, c.L, 0, 1, 0, 0, CK_GEMM_ACCUMULATE);
+    }
+    if (dx) {
+      for (g = 0; g < groups; g++)
+        ck_gemm_f32(pool, c.col + g * c.kc * c.L, w + g * c.opg * c.kc, c.dys + g * c.opg * c.L, 1, c.kc,
+                    c.L, c.opg, 1, 0, 0, 0, 0);
+      ck_pool_parallel_for(pool, c.cnt * C, ck_x86_col2im_chunk, &c);
+    }
+  }
+}
+
+/* ---- max pooling ---------------------------------------------------------------- */
+
+/* Lanes of the max-pooling blocks: a constant trip count, so -O2 vectorizes. */
+#define CK_X86_POOL_LANES 16
+/* Most window cells a block handles (larger windows take the scalar loop). */
+#define CK_X86_POOL_TAPS 64
+
+typedef struct CkX86Pool2d {
+  float *out, *dx;
+  const float *x, *dy;
+  int64_t NC, H, W, KH, KW, sh, sw, ph, pw, OH, OW;
+  int64_t lo, hi; /* outputs whose windows lie inside the row: ow in [lo, hi) */
+  int inside;     /* every window of a plane lies inside it (no padding reached) */
+  int blocks;     /* 16-output blocks usable: few enough taps, int32 plane offsets */
+  int avx512;     /* the blocks run ck_x86_maxpool16*_avx512 */
+  int pair;       /* 2x2, stride 2, no padding, AVX-512: whole rows by ck_x86_maxpool2x2_*_avx512 */
+  int ntaps;
+  int32_t taps[CK_X86_POOL_TAPS]; /* kh * W + kw in (kh, kw) order */
+} CkX86Pool2d;
+
+/* Fills the call's shape; finds the output columns whose whole window is
+ * inside [0, W), whether every window of a plane is, and the block taps. */
+static void ck_x86_pool_plan(CkX86Pool2d *p, float *out, float *dx, const float *x, const float *dy, int64_t NC,
+                             int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                             int64_t pw, int64_t OH, int64_t OW) {
+  int64_t t = W + pw - KW;
+  memset(p, 0, sizeof *p);
+  p->out = out, p->dx = dx, p->x = x, p->dy = dy, p->NC = NC, p->H = H, p->W = W, p->KH = KH, p->KW = KW;
+  p->sh = sh, p->sw = sw, p->ph = ph, p->pw = pw, p->OH = OH, p->OW = OW;
+  p->lo = (p->pw + p->sw - 1) / p->sw;
+  p->hi = t < 0 ? 0 : t / p->sw + 1;
+  if (p->hi > p->OW) p->hi = p->OW;
+  if (p->lo > p->hi) p->lo = p->hi;
+  p->inside = p->ph == 0 && p->pw == 0 && (p->OH - 1) * p->sh + p->KH <= p->H &&
+              (p->OW - 1) * p->sw + p->KW <= p->W;
+  p->blocks = p->KH * p->KW <= CK_X86_POOL_TAPS && p->H * p->W <= INT32_MAX;
+  if (p->blocks) {
+    int64_t kh, kw;
+    p->ntaps = 0;
+    for (kh = 0; kh < p->KH; kh++)
+      for (kw = 0; kw < p->KW; kw++) p->taps[p->ntaps++] = (int32_t)(kh * p->W + kw);
+  }
+#if !defined(CK_GEMM_NO_AVX512)
+  p->avx512 = ck_gemm_cpu_has(CK_GEMM_AVX512);
+#endif
+  p->pair = p->avx512 && KH == 2 && KW == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && 2 * OH <= H &&
+            2 * OW <= W;
+}
+
+/* One output of the reference forward, verbatim: max in (kh, kw) order,
+ * padding skipped, the first NaN wins. */
+static float ck_x86_maxpool_one(const CkX86Pool2d *p, const float *xc, int64_t oh, int64_t ow) {
+  float m = -INFINITY;
+  int64_t kh, kw;
+  for (kh = 0; kh < p->KH; kh++) {
+    int64_t ih = oh * p->sh - p->ph + kh;
+    if (ih < 0 || ih >= p->H) continue;
+    for (kw = 0; kw < p->KW; kw++) {
+      int64_t iw = ow * p->sw - p->pw + kw;
+      float v;
+      if (iw < 0 || iw >= p->W) continue;
+      v = xc[ih * p->W + iw];
+      if (v > m || v != v) m = v;
+      if (m != m) break;
+    }
+    if (m != m) break;
+  }
+  return m;
+}
+
+/* One output of the reference backward, verbatim: dy goes to the first
+ * maximum of the clipped window in (kh, kw) order, or its last NaN. */
+static void ck_x86_maxpool_bwd_one(const CkX86Pool2d *p, float *dxc, const float *xc, float g, int64_t oh,
+                                   int64_t ow) {
+  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, ih, iw, best;
+  int64_t h1 = h0 + p->KH < p->H ? h0 + p->KH : p->H, w1 = w0 + p->KW < p->W ? w0 + p->KW : p->W;
+  float m = -INFINITY;
+  if (h0 < 0) h0 = 0;
+  if (w0 < 0) w0 = 0;
+  if (h0 >= h1 || w0 >= w1) return; /* window entirely in the padding */
+  best = h0 * p->W + w0;
+  for (ih = h0; ih < h1; ih++)
+    for (iw = w0; iw < w1; iw++) {
+      float v = xc[ih * p->W + iw];
+      if (v > m || v != v) {
+        m = v;
+        best = ih * p->W + iw;
+      }
+    }
+  dxc[best] += g;
+}
+
+/* 16 window maxima, o[l] over the taps from xc + off[l]: the AVX-512 block
+ * where the CPU has it, else the same comparisons lane by lane. */
+static void ck_x86_maxpool16(const CkX86Pool2d *p, float *o, const float *xc, const int32_t *off) {
+  int l, t;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (p->avx512) {
+    ck_x86_maxpool16_avx512(o, xc, off, p->taps, p->ntaps);
+    return;
+  }
+#endif
+  for (l = 0; l < CK_X86_POOL_LANES; l++) {
+    float m = xc[off[l] + p->taps[0]];
+    for (t = 1; t < p->ntaps && m == m; t++) {
+      float v = xc[off[l] + p->taps[t]];
+      if (v > m || v != v) m = v;
+    }
+    o[l] = m;
+  }
+}
+
+/* The backward of 16 such windows: each lane's recorded cell, then dy
+ * added in lane order (the reference's output order). */
+static void ck_x86_maxpool16_bwd(const CkX86Pool2d *p, float *dxc, const float *xc, const float *g,
+                                 const int32_t *off) {
+  int32_t best[CK_X86_POOL_LANES];
+  int l, t;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (p->avx512) {
+    ck_x86_maxpool16_bwd_avx512(best, xc, off, p->taps, p->ntaps);
+  } else
+#endif
+  {
+    for (l = 0; l < CK_X86_POOL_LANES; l++) {
+      float m = xc[off[l] + p->taps[0]];
+      best[l] = off[l] + p->taps[0];
+      for (t = 1; t < p->ntaps; t++) {
+        float v = xc[off[l] + p->taps[t]];
+        if (v > m || v != v) {
+          m = v;
+          best[l] = off[l] + p->taps[t];
+        }
+      }
+    }
+  }
+  for (l = 0; l < CK_X86_POOL_LANES; l++) dxc[best[l]] += g[l];
+}
+
+/* First-cell offsets of 16 outputs: from (oh, ow) along a row, or from the
+ * flattened output index q of a plane whose windows are all inside (rows
+ * wrap inside one block, so narrow planes take blocks too). */
+static void ck_x86_pool_row_offsets(const CkX86Pool2d *p, int32_t *off, int64_t oh, int64_t ow) {
+  int l;
+  for (l = 0; l < CK_X86_POOL_LANES; l++)
+    off[l] = (int32_t)((oh * p->sh - p->ph) * p->W + (ow + l) * p->sw - p->pw);
+}
+
+static void ck_x86_pool_flat_offsets(const CkX86Pool2d *p, int32_t *off, int64_t q) {
+  int l;
+  for (l = 0; l < CK_X86_POOL_LANES; l++)
+    off[l] = (int32_t)((q + l) / p->OW * p->sh * p->W + (q + l) % p->OW * p->sw);
+}
+
+/* Chunk: planes [chunk*CK_X86_POOL_PLANES, ...), row by row, outputs in ow
+ * order: blocks where the window is inside, the reference's loop elsewhere. */
+static void ck_x86_maxpool_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Pool2d *p = ctx;
+  int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), oh, ow;
+  int32_t off[CK_X86_POOL_LANES];
+  (void)tid;
+  for (; c < cend; c++) {
+    const float *xc = p->x + c * p->H * p->W;
+    float *o = p->out + c * p->OH * p->OW;
+#if !defined(CK_GEMM_NO_AVX512)
+    if (p->pair) {
+      for (oh = 0; oh < p->OH; oh++)
+        ck_x86_maxpool2x2_row_avx512(o + oh * p->OW, xc + 2 * oh * p->W, xc + (2 * oh + 1) * p->W, p->OW);
+      continue;
+    }
+#endif
+    if (p->inside) {
+      int64_t q = 0, nq = p->OH * p->OW;
+      for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
+        ck_x86_pool_flat_offsets(p, off, q);
+        ck_x86_maxpool16(p, o + q, xc, off);
+      }
+      for (; q < nq; q++) o[q] = ck_x86_maxpool_one(p, xc, q / p->OW, q % p->OW);
+      continue;
+    }
+    for (oh = 0; oh < p->OH; oh++) {
+      int64_t ih0 = oh * p->sh - p->ph;
+      int inside = ih0 >= 0 && ih0 + p->KH <= p->H;
+      float *orow = o + oh * p->OW;
+      ow = 0;
+      if (inside) {
+        for (; ow < p->lo; ow++) orow[ow] = ck_x86_maxpool_one(p, xc, oh, ow);
+        for (; p->blocks && ow + CK_X86_POOL_LANES <= p->hi; ow += CK_X86_POOL_LANES) {
+          ck_x86_pool_row_offsets(p, off, oh, ow);
+          ck_x86_maxpool16(p, orow + ow, xc, off);
+        }
+      }
+      for (; ow < p->OW; ow++) orow[ow] = ck_x86_maxpool_one(p, xc, oh, ow);
+    }
+  }
+}
+
+static void ck_x86_maxpool_bwd_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Pool2d *p = ctx;
+  int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), oh, ow;
+  int32_t off[CK_X86_POOL_LANES];
+  (void)tid;
+  for (; c < cend; c++) {
+    const float *xc = p->x + c * p->H * p->W, *g = p->dy + c * p->OH * p->OW;
+    float *dxc = p->dx + c * p->H * p->W;
+#if !defined(CK_GEMM_NO_AVX512)
+    if (p->pair) {
+      for (oh = 0; oh < p->OH; oh++)
+        ck_x86_maxpool2x2_bwd_row_avx512(dxc + 2 * oh * p->W, dxc + (2 * oh + 1) * p->W, xc + 2 * oh * p->W,
+                                         xc + (2 * oh + 1) * p->W, g + oh * p->OW, p->OW);
+      continue;
+    }
+#endif
+    if (p->inside) {
+      int64_t q = 0, nq = p->OH * p->OW;
+      for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
+        ck_x86_pool_flat_offsets(p, off, q);
+        ck_x86_maxpool16_bwd(p, dxc, xc, g + q, off);
+      }
+      for (; q < nq; q++) ck_x86_maxpool_bwd_one(p, dxc, xc, g[q], q / p->OW, q % p->OW);
+      continue;
+    }
+    for (oh = 0; oh < p->OH; oh++) {
+      int64_t ih0 = oh * p->sh - p->ph;
+      int inside = ih0 >= 0 && ih0 + p->KH <= p->H;
+      const float *grow = g + oh * p->OW;
+      ow = 0;
+      if (inside) {
+        for (; ow < p->lo; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
+        for (; p->blocks && ow + CK_X86_POOL_LANES <= p->hi; ow += CK_X86_POOL_LANES) {
+          ck_x86_pool_row_offsets(p, off, oh, ow);
+          ck_x86_maxpool16_bwd(p, dxc, xc, grow + ow, off);
+        }
+      }
+      for (; ow < p->OW; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
+    }
+  }
+}
+
+void ck_x86_maxpool2d_f32(CkPool *pool, float *out, const float *x, int64_t N, int64_t C, int64_t H,
+                          int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                          int64_t pw, int64_t OH, int64_t OW) {
+  CkX86Pool2d p;
+  if (N * C <= 0 || OH <= 0 || OW <= 0) return;
+  if (KH < 1 || KW < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
+    ck_maxpool2d_f32(out, x, N, C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+    return;
+  }
+  ck_x86_pool_plan(&p, out, NULL, x, NULL, N * C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+  ck_pool_parallel_for(pool, (N * C + CK_X86_POOL_PLANES - 1) / CK_X86_POOL_PLANES, ck_x86_maxpool_chunk, &p);
+}
+
+void ck_x86_maxpool2d_backward_f32(CkPool *pool, float *dx, const float *dy, const float *x, int64_t N,
+                                   int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                                   int64_t sw, int64_t ph, int64_t pw, int64_t OH, int64_t OW) {
+  CkX86Pool2d p;
+  if (N * C <= 0 || OH <= 0 || OW <= 0) return;
+  if (KH < 1 || KW < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
+    ck_maxpool2d_backward_f32(dx, dy, x, N, C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+    return;
+  }
+  ck_x86_pool_plan(&p, NULL, dx, x, dy, N * C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+  ck_pool_parallel_for(pool, (N * C + CK_X86_POOL_PLANES - 1) / CK_X86_POOL_PLANES, ck_x86_maxpool_bwd_chunk,
+                       &p);
+}

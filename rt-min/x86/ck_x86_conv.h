@@ -1,0 +1,111 @@
+/* rt-min/x86/ck_x86_conv.h - conv2d forward and backward for the x86
+ * targets as im2col + the pooled GEMM (rt-min/x86/ck_gemm.h), and pooled
+ * max pooling (hosted C99, no intrinsics).
+ *
+ * Same contracts as ck_conv2d_f32 (rt-min/ck_kernels.h) and
+ * ck_conv2d_backward_f32 (rt-min/ck_grad.h): NCHW, w [OC, C/groups, KH, KW],
+ * zero padding, grouped; dx / dw / dbias accumulate (+=) and any may be NULL.
+ * Two arguments are added: the pool first, and a workspace the caller owns
+ * (the generated code passes an arena buffer planned for this one step):
+ * `scratch` of `scratch_floats` floats. The batch is processed in slabs of
+ * nb samples, nb = the number of samples whose workspace fits,
+ *     CK_X86_CONV_SCRATCH(C, OC, KH, KW, OH, OW, nb) floats,
+ * so the slab size depends on the shape and the workspace only. Within a
+ * slab the columns of every sample sit side by side (L = nb*OH*OW columns):
+ *     col [C*KH*KW][L]   im2col of x (zeros where the window is padding)
+ *     dys [OC][L]        the GEMM result (forward) or dy regrouped (backward)
+ * and per group g (Kc = C/groups*KH*KW rows, opg = OC/groups):
+ *     forward  out_g [opg][L]  = w_g [opg][Kc] @ col_g           (+ bias after)
+ *     dw       dw_g  [opg][Kc] += dys_g [opg][L] @ col_g^T       (one chain over n, oh, ow)
+ *     dx       dcol_g [Kc][L]  = w_g^T @ dys_g, then col2im: every dx element
+ *              gathers its (kh, kw) terms in that order in a float, added once
+ *     dbias    per oc, 16 lanes over (n, p) (lane l: p % 16 == l), a fixed
+ *              pairwise tree (l + 8, + 4, + 2, + 1), then dbias += once.
+ *
+ * NUMERICS: each GEMM element is one fmaf chain in k order (ck_gemm.h), so
+ *     out = fmaf chain over (c, kh, kw) of x * w, then + bias;
+ *     dx  = sum over (kh, kw) of [fmaf chain over oc of dy * w], then dx +=;
+ *     dw  = fmaf chain over (n, oh, ow) of dy * x, starting from the old dw;
+ *     dbias = the lane sums above (the reference: one chain over (n, oh, ow)).
+ * These differ from the reference (separate multiply and add; dx summed oc
+ * outermost) by rounding only; padding positions enter as exact zero
+ * products (fmaf(0, w, acc) == acc for finite w; an infinite weight facing
+ * padding gives NaN where the reference skips the tap). The bits do not
+ * depend on the thread count (the GEMM splits only output tiles, every other
+ * loop is chunked by shape and each chunk writes its own rows) nor on the
+ * slab size (a GEMM chain continues through memory exactly as in registers).
+ *
+ * A workspace too small for one sample, or groups / strides the reference
+ * would not accept, runs the reference kernel instead. */
+#ifndef CK_X86_CONV_H
+#define CK_X86_CONV_H
+
+#include <stdint.h>
+
+#include "ck_pool.h"
+
+/* Workspace floats for a slab of nb samples (forward and backward alike). */
+#define CK_X86_CONV_SCRATCH(C, OC, KH, KW, OH, OW, nb) \
+  (((int64_t)(C) * (KH) * (KW) + (OC)) * (int64_t)(OH) * (OW) * (int64_t)(nb))
+
+/* ck_conv2d_f32 on the pool, with a workspace (see above). */
+void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                       int64_t OW, float *scratch, int64_t scratch_floats);
+
+/* ck_conv2d_backward_f32 on the pool, with a workspace (see above). */
+void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias, const float *dy,
+                                const float *x, const float *w, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+                                int64_t ph, int64_t pw, int64_t groups, int64_t OH, int64_t OW,
+                                float *scratch, int64_t scratch_floats);
+
+/* ck_maxpool2d_f32 and ck_maxpool2d_backward_f32 on the pool: the (n, c)
+ * planes split into fixed blocks, each plane computed with the reference's
+ * comparisons in the reference's order, so the results are bitwise equal to
+ * the reference kernels. A plane's gradient lands only in its own plane, so
+ * no two chunks write the same memory. */
+void ck_x86_maxpool2d_f32(CkPool *pool, float *out, const float *x, int64_t N, int64_t C, int64_t H,
+                          int64_t W, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                          int64_t pw, int64_t OH, int64_t OW);
+void ck_x86_maxpool2d_backward_f32(CkPool *pool, float *dx, const float *dy, const float *x, int64_t N,
+                                   int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                                   int64_t sw, int64_t ph, int64_t pw, int64_t OH, int64_t OW);
+
+/* The AVX-512 blocks of the above (rt-min/x86/ck_x86_conv_avx512.c; internal:
+ * call only where the CPU has AVX-512F). 16 windows whose first cells are
+ * xc + off[l], cells at + taps[t] (t < ntaps, in (kh, kw) order): the
+ * forward's maxima into o, or the backward's recorded offsets into best. */
+void ck_x86_maxpool16_avx512(float *o, const float *xc, const int32_t *off, const int32_t *taps, int ntaps);
+void ck_x86_maxpool16_bwd_avx512(int32_t *best, const float *xc, const int32_t *off, const int32_t *taps,
+                                 int ntaps);
+/* A 2x2, stride-2, unpadded pool (the common case): one output row of n
+ * outputs from input rows r0, r1 (the forward into o; the backward adds
+ * g[ow] into the recorded cell of dx rows d0, d1), same rules and bits. */
+/* The direct convolution for few taps (C*KH*KW <= 16, groups 1, column
+ * stride 1; ck_x86_conv.c picks it where the CPU has AVX-512F): vectors of
+ * 16 output columns (forward) or 16 output channels (dw) with the taps in
+ * registers, the same fma chains as the im2col + GEMM path, so the same
+ * bits, without the im2col matrix or a GEMM whose K (or N) is 9. */
+typedef struct CkX86Direct {
+  int64_t N, C, H, W, OC, KH, KW, sh, ph, pw, OH, OW;
+} CkX86Direct;
+#define CK_X86_DIRECT_TAPS 16
+/* out [OC][OH*OW] of one sample x [C][H][W] (+ bias, may be NULL). */
+void ck_x86_direct_fwd_avx512(const CkX86Direct *d, float *out, const float *x, const float *w,
+                              const float *bias);
+/* dw rows [oc0, oc0 + noc), noc <= 16, accumulated over all N samples; tmp:
+ * CK_X86_DIRECT_PAD floats (one sample zero-padded to every cell a window reads). */
+#define CK_X86_DIRECT_PAD(C, KH, KW, sh, OH, OW) ((int64_t)(C) * (((OH) - 1) * (sh) + (KH)) * ((OW) - 1 + (KW)))
+void ck_x86_direct_dw_avx512(const CkX86Direct *d, float *dw, const float *dy, const float *x, int64_t oc0,
+                             int64_t noc, float *tmp);
+/* im2col and col2im of one channel plane of one sample (column stride 1;
+ * the shape's N and OC unused): its KH*KW rows of col, each L floats apart. */
+void ck_x86_im2col_plane_avx512(const CkX86Direct *d, float *col, int64_t L, const float *xc);
+void ck_x86_col2im_plane_avx512(const CkX86Direct *d, float *dxc, int64_t L, const float *col);
+void ck_x86_maxpool2x2_row_avx512(float *o, const float *r0, const float *r1, int64_t n);
+void ck_x86_maxpool2x2_bwd_row_avx512(float *d0, float *d1, const float *r0, const float *r1, const float *g,
+                                      int64_t n);
+
+#endif
