@@ -800,8 +800,9 @@ def main():
             pb, ab = get("PARAMS_BYTES"), get("TRAIN_ARENA_BYTES")
             notes.append("%s on %s: the training loop holds the parameters, gradients and two "
                          "AdamW moments (4 x %.0f MiB) and a train arena of %.0f MiB, %.0f MiB in "
-                         "all; the rest of its peak RSS is data and the final checkpoint/weights "
-                         "files." % (name, t, pb / 2**20, ab / 2**20, (4 * pb + ab) / 2**20))
+                         "all; the rest of its peak RSS is the data (kept at its own width) and "
+                         "the program; checkpoints and weights are streamed to disk."
+                         % (name, t, pb / 2**20, ab / 2**20, (4 * pb + ab) / 2**20))
         if name == "gpt2_small" and mtargets != targets:
             notes.append("gpt2_small ran on %s only (--gpt2-targets all for every target)."
                          % ",".join(mtargets))
@@ -845,8 +846,8 @@ def main():
     _, idle_rss = torch_run("idle", "mlp", 1, [])
     notes.append("Peak RSS is each training process's own maximum resident set (os.wait4). "
                  "PyTorch's includes the interpreter and its libraries: `import torch` alone "
-                 "peaks at %.0f MiB here. ckc's includes its final checkpoint and weights "
-                 "files, which the runtime assembles in memory before writing." % idle_rss)
+                 "peaks at %.0f MiB here. ckc's includes writing its final checkpoint and "
+                 "weights files, which the runtime streams from the training buffers." % idle_rss)
     notes.append("Whole bench: %.0f s." % (time.time() - t_start))
     section = report(mach, peaks, measured, peak_isa, train_rows, infer_rows, compile_rows, notes, torch_version,
                      decode_rows)

@@ -2,7 +2,8 @@
 # test-suite/run.sh - runs every test group and totals them. Each group prints
 # `PASS name` / `FAIL name` lines (the unit group prints Check's summary); a
 # group that exits nonzero without a FAIL line counts as one failure. Ends
-# with `N passed, N failed`. CKC_ONLY="unit golden" restricts the groups.
+# with `N passed, N failed`. Group names as arguments (`run.sh unit x86`) or
+# CKC_ONLY="unit golden" restrict the groups; an unknown name is an error.
 set -u
 cd "$(dirname "$0")/.."
 export CKC="${CKC:-build/ckc}"
@@ -10,7 +11,13 @@ export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
 export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
 export PY=/usr/bin/python3
 GROUPS_ALL="unit golden cli robust e2e runtime memplan parity train x86 decode"
-only="${CKC_ONLY:-$GROUPS_ALL}"
+only="${*:-${CKC_ONLY:-$GROUPS_ALL}}"
+for g in $only; do
+  case " $GROUPS_ALL " in
+    *" $g "*) ;;
+    *) echo "test-suite/run.sh: unknown group '$g' (groups: $GROUPS_ALL)" >&2; exit 2 ;;
+  esac
+done
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 passed=0 failed=0

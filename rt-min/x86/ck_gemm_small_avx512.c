@@ -18,13 +18,6 @@
 #define CK_GEMM_SMALL_INLINE static inline
 #endif
 
-#ifndef CK_GEMM_SMALL_AHEAD
-#define CK_GEMM_SMALL_AHEAD 32
-#endif
-#ifndef CK_GEMM_SMALL_HINT
-#define CK_GEMM_SMALL_HINT _MM_HINT_T0
-#endif
-
 /* Lanes [0, n) of a 16-lane mask, n in [0, 16]. */
 static __mmask16 ck_gemm_small_mask(int64_t n) {
   return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
@@ -101,10 +94,7 @@ CK_GEMM_SMALL_INLINE void ck_gemm_small_nt(const CkGemmSmall *g, const float *a,
   for (r = 0; r < mr; r++) acc[r] = load ? _mm512_maskz_loadu_ps(jm, o + r * N + j) : _mm512_setzero_ps();
   for (k0 = 0; k0 < kfull; k0 += 16) {
     if (nj == 16)
-      for (l = 0; l < 16; l++) {
-        _mm_prefetch((const char *)(b + (j + l + CK_GEMM_SMALL_AHEAD) * K + k0), CK_GEMM_SMALL_HINT);
-        t[l] = _mm512_loadu_ps(b + (j + l) * K + k0);
-      }
+      for (l = 0; l < 16; l++) t[l] = _mm512_loadu_ps(b + (j + l) * K + k0);
     else
       for (l = 0; l < 16; l++) t[l] = l < nj ? _mm512_loadu_ps(b + (j + l) * K + k0) : _mm512_setzero_ps();
     ck_gemm_small_transpose(t);

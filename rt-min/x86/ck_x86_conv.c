@@ -95,11 +95,13 @@ static void ck_x86_conv_slab(CkX86Conv *c, int64_t n0) {
   c->L = c->cnt * c->P;
 }
 
+#if !defined(CK_GEMM_NO_AVX512)
 /* Whether the direct kernels apply: the AVX-512 row kernels (c->direct
  * filled), groups 1, at most CK_X86_DIRECT_TAPS taps. */
 static int ck_x86_conv_direct(const CkX86Conv *c) {
   return c->rows512 && c->groups == 1 && c->kc <= CK_X86_DIRECT_TAPS;
 }
+#endif
 
 /* ---- im2col and col2im ---------------------------------------------------------- */
 

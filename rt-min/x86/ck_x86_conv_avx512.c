@@ -259,14 +259,14 @@ void ck_x86_im2col_plane_avx512(const CkX86Direct *d, float *col, int64_t L, con
   for (kh = 0; kh < d->KH; kh++)
     for (kw = 0; kw < d->KW; kw++) {
       float *dst = col + (kh * d->KW + kw) * L;
-      for (oh = 0; oh < d->OH; oh++) {
-        int64_t ih = oh * d->sh - d->ph + kh;
-        const float *row = xc + ih * d->W;
-        for (ow0 = 0; ow0 < d->OW; ow0 += 16) {
-          int64_t nl = d->OW - ow0 < 16 ? d->OW - ow0 : 16, first = ow0 - d->pw + kw;
-          __mmask16 m = ih < 0 || ih >= d->H ? 0 : ck_x86_lanes(-first, d->W - first) & ck_x86_lanes(0, nl);
-          __m512 v = m ? _mm512_maskz_loadu_ps(m, row + first) : _mm512_setzero_ps();
-          _mm512_mask_storeu_ps(dst + oh * d->OW + ow0, ck_x86_lanes(0, nl), v);
+      for (ow0 = 0; ow0 < d->OW; ow0 += 16) { /* the masks depend on the block, not the row */
+        int64_t nl = d->OW - ow0 < 16 ? d->OW - ow0 : 16, first = ow0 - d->pw + kw;
+        __mmask16 ms = ck_x86_lanes(0, nl), ml = ck_x86_lanes(-first, d->W - first) & ms;
+        for (oh = 0; oh < d->OH; oh++) {
+          int64_t ih = oh * d->sh - d->ph + kh;
+          __m512 v = ih < 0 || ih >= d->H || !ml ? _mm512_setzero_ps()
+                                                 : _mm512_maskz_loadu_ps(ml, xc + ih * d->W + first);
+          _mm512_mask_storeu_ps(dst + oh * d->OW + ow0, ms, v);
         }
       }
     }
@@ -278,11 +278,14 @@ void ck_x86_im2col_plane_avx512(const CkX86Direct *d, float *col, int64_t L, con
  * the scalar loop's bits. */
 void ck_x86_col2im_plane_avx512(const CkX86Direct *d, float *dxc, int64_t L, const float *col) {
   int64_t ih, iw0, kh, kw;
-  for (ih = 0; ih < d->H; ih++)
-    for (iw0 = 0; iw0 < d->W; iw0 += 16) {
-      int64_t nw = d->W - iw0 < 16 ? d->W - iw0 : 16;
-      __mmask16 mw = ck_x86_lanes(0, nw);
+  for (iw0 = 0; iw0 < d->W; iw0 += 16) { /* the masks depend on the block, not the row */
+    int64_t nw = d->W - iw0 < 16 ? d->W - iw0 : 16;
+    __mmask16 mw = ck_x86_lanes(0, nw), mk[16];
+    for (kw = 0; kw < d->KW && kw < 16; kw++)
+      mk[kw] = ck_x86_lanes(kw - d->pw - iw0, d->OW + kw - d->pw - iw0) & mw;
+    for (ih = 0; ih < d->H; ih++) {
       __m512 acc = _mm512_setzero_ps();
+      float *dst = dxc + ih * d->W + iw0;
       for (kh = 0; kh < d->KH; kh++) {
         int64_t th = ih + d->ph - kh, oh;
         if (th < 0 || th % d->sh) continue;
@@ -290,16 +293,14 @@ void ck_x86_col2im_plane_avx512(const CkX86Direct *d, float *dxc, int64_t L, con
         if (oh >= d->OH) continue;
         for (kw = 0; kw < d->KW; kw++) {
           int64_t first = iw0 + d->pw - kw; /* output column of lane 0 */
-          __mmask16 m = ck_x86_lanes(-first, d->OW - first) & mw;
+          __mmask16 m = kw < 16 ? mk[kw] : ck_x86_lanes(-first, d->OW - first) & mw;
           const float *row = col + (kh * d->KW + kw) * L + oh * d->OW;
           if (m) acc = _mm512_mask_add_ps(acc, m, acc, _mm512_maskz_loadu_ps(m, row + first));
         }
       }
-      {
-        float *dst = dxc + ih * d->W + iw0;
-        _mm512_mask_storeu_ps(dst, mw, _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dst), acc));
-      }
+      _mm512_mask_storeu_ps(dst, mw, _mm512_add_ps(_mm512_maskz_loadu_ps(mw, dst), acc));
     }
+  }
 }
 
 #else
