@@ -725,10 +725,13 @@ def main():
         models = [m for m in models if m != "gpt2_small"]
         for cfg in MODELS.values():
             cfg.update(steps=cfg["warm"] + 3, rounds=1)
+        notes_quick = ["--quick: one round of 3 timed steps per side (after warm-up)."]
+    else:
+        notes_quick = []
     targets = [t for t in args.targets.split(",") if t] or host_targets(list_targets())
     mach = machine()
     log("train_bench: %s; targets %s; models %s" % (mach["cpu"], ",".join(targets), ",".join(models)))
-    notes = []
+    notes = list(notes_quick)
     log("FMA peak ...")
     measured, peak_isa = fma_peak([1, 2], 7)
     # k threads: k x the one-thread peak (what the cores can do; a measured
@@ -788,7 +791,7 @@ def main():
                     ckc_rss=med(res[side]["rss"]), torch_rss=med(res["torch"]["rss"]),
                     ckc_steps=sum(res[side]["steps"]), torch_steps=sum(res["torch"]["steps"])))
             for side in sides:
-                if len(res[side]["ms"]) == 1:
+                if len(res[side]["ms"]) == 1 and cfg["rounds"] > 1:
                     notes.append("%s on %s, %d thread(s): one round only (a step is longer than the "
                                  "%.0f s budget): %d timed step(s) after %d warm-up step(s)."
                                  % (name, side[0], th, cfg["budget_s"], res[side]["steps"][0],

@@ -34,7 +34,8 @@
  *
  * im2col + GEMM over slabs of samples, in a workspace `ws` planned for the
  * step (rt-min/x86/ck_x86_conv.h; rounding differs from the reference as a
- * GEMM's does); ck_maxpool2d_f32 / _backward_f32 -> ck_x86_maxpool2d_*(pool,
+ * GEMM's does), and a conv bias gradient (two sum steps over the same dy)
+ * is folded into the conv backward step that reads dy; ck_maxpool2d_f32 / _backward_f32 -> ck_x86_maxpool2d_*(pool,
  * ...), bitwise equal, split over (n, c) planes.
  *
  *   ck_gemm_f32(pool, out, a, b, batch, M, ...) with M <= 8 rows
