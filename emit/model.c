@@ -452,10 +452,15 @@ static void emit_indent(CkcBuf *b, int depth) {
   for (int i = 0; i < depth; i++) ckc_buf_puts(b, "  ");
 }
 
-static void emit_loops_open(CkcBuf *b, const LowerStep *s) {
+/* split_dim >= 0: that loop runs over [lo, hi), the chunk's rows (a loop
+ * split over the pool, emit_loop_split); -1: every loop runs in full. */
+static void emit_loops_open(CkcBuf *b, const LowerStep *s, int split_dim) {
   for (int d = 0; d < s->rank; d++) {
     emit_indent(b, d + 1);
-    ckc_buf_printf(b, "for (int64_t i%d = 0; i%d < %lld; i%d++) {\n", d, d, (long long)s->extents[d], d);
+    if (d == split_dim)
+      ckc_buf_printf(b, "for (int64_t i%d = lo; i%d < hi; i%d++) {\n", d, d, d);
+    else
+      ckc_buf_printf(b, "for (int64_t i%d = 0; i%d < %lld; i%d++) {\n", d, d, (long long)s->extents[d], d);
   }
 }
 static void emit_loops_close(CkcBuf *b, const LowerStep *s) {
@@ -578,7 +583,7 @@ static void emit_op_expr(CkcBuf *b, const LowerInstr *in, bool vec_math) {
   }
 }
 
-static void emit_loop_step(EmitFn *f, const LowerStep *s) {
+static void emit_loop_step(EmitFn *f, const LowerStep *s, int split_dim) {
   CkcBuf *b = f->b;
   int depth = s->rank + 1;
   /* a scalar step has no loop to scope its locals: a block does */
@@ -586,7 +591,7 @@ static void emit_loop_step(EmitFn *f, const LowerStep *s) {
     ckc_buf_puts(b, "  {\n");
     depth++;
   }
-  emit_loops_open(b, s);
+  emit_loops_open(b, s, split_dim);
   for (int k = 0; k < s->nbody; k++) {
     const LowerInstr *in = &s->body[k];
     emit_indent(b, depth);
@@ -618,6 +623,133 @@ static void emit_loop_step(EmitFn *f, const LowerStep *s) {
   if (s->rank == 0) ckc_buf_puts(b, "  }\n");
 }
 
+/* ---- elementwise loops over the pool -------------------------------------------- */
+
+static const char *const emit_entry_names[] = {"forward", "loss", "train_step", "decode"};
+
+/* Loops of at least this many elements run over the pool (targets with one),
+ * in chunks of about EMIT_LOOP_CHUNK elements: below it a parallel region
+ * costs more than it saves. */
+#define EMIT_LOOP_PARALLEL_MIN 65536
+#define EMIT_LOOP_CHUNK 16384
+
+/* How a loop is split: whole rows of loop `dim` (the first with extent > 1),
+ * `rows` per chunk, `nchunks` chunks. Chosen from the shape alone. */
+typedef struct EmitSplit {
+  int dim;
+  int64_t rows, nchunks;
+} EmitSplit;
+
+/* Whether two buffers may share bytes: the same root, or arena buffers whose
+ * byte ranges meet (the arena reuses dead buffers' bytes). */
+static bool emit_bufs_overlap(LowerBuf *x, LowerBuf *y) {
+  LowerBuf *rx = lower_buf_root(x), *ry = lower_buf_root(y);
+  if (rx == ry) return true;
+  return rx->kind == LOWER_BUF_ARENA && ry->kind == LOWER_BUF_ARENA && rx->offset < ry->offset + ry->bytes &&
+         ry->offset < rx->offset + rx->bytes;
+}
+
+/* A loop may be split when every iteration writes its own element (no zero
+ * out stride over a real extent: a later iteration would overwrite) and no
+ * operand reads out's bytes at another element (in place only from the same
+ * first byte, dtype and strides). Then the chunks write disjoint memory and compute
+ * each element exactly as the one loop does: bitwise the same for any
+ * thread count. */
+static bool emit_loop_split(const LowerProgram *p, const LowerStep *s, EmitSplit *sp) {
+  int64_t total = 1, inner = 1;
+  if (!p->target->pool || s->kind != LOWER_STEP_LOOP || s->rank == 0) return false;
+  for (int d = 0; d < s->rank; d++) {
+    total *= s->extents[d];
+    if (s->extents[d] > 1 && s->out_strides[d] == 0) return false;
+  }
+  if (total < EMIT_LOOP_PARALLEL_MIN) return false;
+  for (int k = 0; k < s->noperands; k++) {
+    LowerBuf *ro = lower_buf_root(s->operands[k]), *rw = lower_buf_root(s->out);
+    if (!emit_bufs_overlap(s->operands[k], s->out)) continue;
+    if (s->out_offset != 0 || ro->offset != rw->offset || s->operands[k]->dtype != s->out->dtype) return false;
+    for (int d = 0; d < s->rank; d++)
+      if (s->extents[d] > 1 && s->strides[k][d] != s->out_strides[d]) return false;
+  }
+  sp->dim = 0;
+  while (sp->dim < s->rank - 1 && s->extents[sp->dim] == 1) sp->dim++;
+  for (int d = sp->dim + 1; d < s->rank; d++) inner *= s->extents[d];
+  sp->rows = inner >= EMIT_LOOP_CHUNK ? 1 : EMIT_LOOP_CHUNK / inner;
+  sp->nchunks = (s->extents[sp->dim] + sp->rows - 1) / sp->rows;
+  return sp->nchunks > 1;
+}
+
+/* The buffers a split loop reads and writes, each once, out first: the
+ * fields of its chunk's context struct. */
+static int emit_loop_bufs(const LowerStep *s, const LowerBuf **bufs) {
+  int n = 0;
+  bufs[n++] = s->out;
+  for (int k = 0; k < s->noperands; k++) {
+    bool seen = false;
+    for (int j = 0; j < n; j++) seen = seen || strcmp(bufs[j]->cname, s->operands[k]->cname) == 0;
+    if (!seen) bufs[n++] = s->operands[k];
+  }
+  return n;
+}
+
+/* "cnn_train_step_loop12": the names of step si's chunk function and (with
+ * _ctx) its context struct. */
+static void emit_loop_name(CkcBuf *b, const LowerProgram *p, int si) {
+  ckc_buf_printf(b, "%s_%s_loop%d", p->prefix, emit_entry_names[p->entry], si);
+}
+
+/* Before an entry: for each loop it splits over the pool, the context struct
+ * (the loop's pointers) and the chunk function (the loop nest over the
+ * chunk's rows of the split dimension). */
+static void emit_loop_chunk_fns(const LowerProgram *p, CkcBuf *b) {
+  CkcArena *a = p->module->arena;
+  for (int si = 0; si < p->steps.len; si++) {
+    const LowerStep *s = p->steps.items[si];
+    EmitSplit sp;
+    const LowerBuf *bufs[LOWER_MAX_OPERANDS + 1];
+    if (!emit_loop_split(p, s, &sp)) continue;
+    int n = emit_loop_bufs(s, bufs);
+    ckc_buf_printf(b, "/* %s step %d (%s) on the pool: %lld chunks of %lld %s of i%d; each element\n"
+                      " * is computed as in one loop, so the split cannot change a bit. */\n",
+                   emit_entry_names[p->entry], si, ir_op_name(s->node->op), (long long)sp.nchunks,
+                   (long long)sp.rows, sp.dim == s->rank - 1 ? "values" : sp.rows == 1 ? "row" : "rows", sp.dim);
+    ckc_buf_puts(b, "typedef struct ");
+    emit_loop_name(b, p, si);
+    ckc_buf_puts(b, "_ctx {\n");
+    for (int j = 0; j < n; j++)
+      ckc_buf_printf(b, "  %s%s *%s;\n", j ? "const " : "", ctype(bufs[j]->dtype), bufs[j]->cname);
+    ckc_buf_puts(b, "} ");
+    emit_loop_name(b, p, si);
+    ckc_buf_puts(b, "_ctx;\n\nstatic void ");
+    emit_loop_name(b, p, si);
+    ckc_buf_puts(b, "(void *ctx, int64_t chunk, int tid) {\n  const ");
+    emit_loop_name(b, p, si);
+    ckc_buf_puts(b, "_ctx *const c = ctx;\n");
+    for (int j = 0; j < n; j++)
+      ckc_buf_printf(b, "  %s%s *const %s = c->%s;\n", j ? "const " : "", ctype(bufs[j]->dtype), bufs[j]->cname,
+                     bufs[j]->cname);
+    ckc_buf_printf(b, "  const int64_t lo = chunk * %lld, hi = lo + %lld < %lld ? lo + %lld : %lld;\n",
+                   (long long)sp.rows, (long long)sp.rows, (long long)s->extents[sp.dim], (long long)sp.rows,
+                   (long long)s->extents[sp.dim]);
+    ckc_buf_puts(b, "  (void)tid;\n");
+    EmitFn f = {p, b, CKC_NEW_ARRAY(a, bool, p->bufs.len + 1)};
+    emit_loop_step(&f, s, sp.dim);
+    ckc_buf_puts(b, "}\n\n");
+  }
+}
+
+/* The call of a split loop from its entry: the context, then the chunks. */
+static void emit_loop_parallel(const LowerProgram *p, CkcBuf *b, const LowerStep *s, int si, const EmitSplit *sp) {
+  const LowerBuf *bufs[LOWER_MAX_OPERANDS + 1];
+  int n = emit_loop_bufs(s, bufs);
+  ckc_buf_puts(b, "  {\n    const ");
+  emit_loop_name(b, p, si);
+  ckc_buf_puts(b, "_ctx c = {");
+  for (int j = 0; j < n; j++) ckc_buf_printf(b, "%s%s", j ? ", " : "", bufs[j]->cname);
+  ckc_buf_printf(b, "};\n    ck_pool_parallel_for(pool, %lld, ", (long long)sp->nchunks);
+  emit_loop_name(b, p, si);
+  ckc_buf_puts(b, ", (void *)&c);\n  }\n");
+}
+
 static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
   const LowerProgram *p = f->p;
   CkcBuf *b = f->b;
@@ -637,7 +769,7 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
       ckc_buf_puts(b, "};\n");
     }
   }
-  emit_loops_open(b, s);
+  emit_loops_open(b, s, -1);
   emit_indent(b, depth);
   if (s->check_input >= 0) ckc_buf_puts(b, "if (");
   ckc_buf_printf(b, "%s(", s->kernel);
@@ -676,7 +808,6 @@ static void emit_kernel_step(EmitFn *f, const LowerStep *s) {
   if (has_ints) ckc_buf_puts(b, "  }\n");
 }
 
-static const char *const emit_entry_names[] = {"forward", "loss", "train_step", "decode"};
 
 /* The comment of a step that is not an IR node's own computation: the
  * gradient accumulation of train_step and the optional copy of the logits. */
@@ -791,7 +922,14 @@ static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
     for (int k = 0; k < s->nargs; k++)
       if (s->args[k].kind == LOWER_ARG_BUF) emit_decl(&f, s->args[k].buf);
     switch (s->kind) {
-    case LOWER_STEP_LOOP: emit_loop_step(&f, s); break;
+    case LOWER_STEP_LOOP: {
+      EmitSplit sp;
+      if (emit_loop_split(p, s, &sp))
+        emit_loop_parallel(p, b, s, si, &sp);
+      else
+        emit_loop_step(&f, s, -1);
+      break;
+    }
     case LOWER_STEP_KERNEL: emit_kernel_step(&f, s); break;
     case LOWER_STEP_COPY:
       ckc_buf_printf(b, "  %smemcpy(%s, %s, %lld);\n", s->optional_out ? "if (logits) " : "", s->out->cname,
@@ -833,16 +971,20 @@ void emit_model_c(const LowerModule *lm, CkcBuf *b) {
     emit_consts(lm->loss, b);
     emit_consts(lm->train_step, b);
   }
+  emit_loop_chunk_fns(p, b);
   emit_entry_fn(p, b);
   if (lm->loss) {
     ckc_buf_puts(b, "\n");
+    emit_loop_chunk_fns(lm->loss, b);
     emit_entry_fn(lm->loss, b);
     ckc_buf_puts(b, "\n");
+    emit_loop_chunk_fns(lm->train_step, b);
     emit_entry_fn(lm->train_step, b);
   }
   if (lm->decode) {
     ckc_buf_puts(b, "\n");
     emit_consts(lm->decode, b);
+    emit_loop_chunk_fns(lm->decode, b);
     emit_entry_fn(lm->decode, b);
   }
 }

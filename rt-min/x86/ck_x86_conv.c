@@ -50,6 +50,7 @@ typedef struct CkX86Conv {
   float *out, *dx, *dw, *dbias;
   CkX86Direct direct; /* the AVX-512 kernels' shape (ck_x86_conv_direct) */
   int rows512;        /* im2col / col2im by the AVX-512 plane kernels */
+  int has512;         /* the CPU has AVX-512F (the conv bias gradient's lanes) */
 } CkX86Conv;
 
 /* Fills the shape and picks the slab size from the shape and the workspace
@@ -78,7 +79,8 @@ static int ck_x86_conv_plan(CkX86Conv *c, int64_t N, int64_t C, int64_t H, int64
   c->col = scratch;
   c->dys = scratch + C * KH * KW * c->P * c->nb;
 #if !defined(CK_GEMM_NO_AVX512)
-  if (sw == 1 && ck_gemm_cpu_has(CK_GEMM_AVX512)) {
+  c->has512 = ck_gemm_cpu_has(CK_GEMM_AVX512);
+  if (sw == 1 && c->has512) {
     CkX86Direct *d = &c->direct;
     d->N = N, d->C = C, d->H = H, d->W = W, d->OC = OC, d->KH = KH, d->KW = KW;
     d->sh = sh, d->ph = ph, d->pw = pw, d->OH = OH, d->OW = OW;
@@ -239,6 +241,38 @@ static void ck_x86_direct_dw_chunk(void *ctx, int64_t b, int tid) {
   ck_x86_direct_dw_avx512(&c->direct, c->dw, c->dy, c->x, 16 * b, ck_x86_min(16, c->OC - 16 * b),
                           c->col + b * CK_X86_DIRECT_PAD(c->C, c->KH, c->KW, c->sh, c->OH, c->OW));
 }
+
+/* Most floats of the zero-padded plane the slab dw kernel keeps on the stack. */
+#define CK_X86_DWC_PAD_MAX 4096
+
+/* Whether dw runs as ck_x86_direct_dwc_avx512 (the AVX-512 row kernels,
+ * groups 1, few taps per channel, a padded plane that fits the stack). */
+static int ck_x86_conv_dwc(const CkX86Conv *c) {
+  return c->rows512 && c->groups == 1 && c->KH * c->KW <= CK_X86_DWC_TAPS && c->P < ((int64_t)1 << 26) &&
+         c->C * c->KH * c->KW * 32 < ((int64_t)1 << 31) &&
+         CK_X86_DWC_PAD(c->KH, c->KW, c->sh, c->OH, c->OW) <= CK_X86_DWC_PAD_MAX;
+}
+
+/* Chunk (sample nl of the slab): its dy transposed into dys as
+ * dyt[(nl*P + p)*OC + oc], the layout the slab dw kernel reads. */
+static void ck_x86_conv_dyt_chunk(void *ctx, int64_t nl, int tid) {
+  const CkX86Conv *c = ctx;
+  const float *src = c->dy + (c->n0 + nl) * c->OC * c->P;
+  float *dst = c->dys + nl * c->P * c->OC;
+  (void)tid;
+  ck_x86_dyt_avx512(dst, src, c->OC, c->P);
+}
+
+/* Chunk (block of 32 output channels, input channel): its dw rows over the
+ * current slab (ck_x86_direct_dwc_avx512). */
+static void ck_x86_conv_dwc_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  int64_t ob = chunk / c->C, ci = chunk % c->C;
+  float xp[CK_X86_DWC_PAD_MAX];
+  (void)tid;
+  ck_x86_direct_dwc_avx512(&c->direct, c->dw, c->dys, c->OC, c->x + c->n0 * c->C * c->H * c->W, c->cnt, ci,
+                           32 * ob, ck_x86_min(32, c->OC - 32 * ob), xp);
+}
 #endif
 
 void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
@@ -302,6 +336,12 @@ static void ck_x86_conv_dbias_chunk(void *ctx, int64_t oc, int tid) {
   int64_t n, p;
   int l, half;
   (void)tid;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (c->has512) {
+    c->dbias[oc] += ck_x86_dbias_avx512(c->dy, c->N, c->OC, c->P, oc);
+    return;
+  }
+#endif
   for (n = 0; n < c->N; n++) {
     const float *dyo = c->dy + (n * c->OC + oc) * c->P;
     for (p = 0; p + CK_X86_DBIAS_LANES <= c->P; p += CK_X86_DBIAS_LANES)
@@ -320,6 +360,7 @@ void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias
                                 float *scratch, int64_t scratch_floats) {
   CkX86Conv c;
   int64_t n0, g;
+  int dwc = 0; /* dw by the slab kernel ck_x86_direct_dwc_avx512 */
   if (!ck_x86_conv_plan(&c, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
                         scratch_floats)) {
     ck_conv2d_backward_f32(dx, dw, dbias, dy, x, w, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW);
@@ -339,10 +380,20 @@ void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias
   }
 #endif
   if (!dx && !dw) return;
+#if !defined(CK_GEMM_NO_AVX512)
+  dwc = dw && ck_x86_conv_dwc(&c);
+#endif
   for (n0 = 0; n0 < N; n0 += c.nb) {
     ck_x86_conv_slab(&c, n0);
+#if !defined(CK_GEMM_NO_AVX512)
+    if (dwc) { /* dy transposed into dys, then dw; dys is refilled for dx below */
+      ck_pool_parallel_for(pool, c.cnt, ck_x86_conv_dyt_chunk, &c);
+      ck_pool_parallel_for(pool, (OC + 31) / 32 * C, ck_x86_conv_dwc_chunk, &c);
+      if (!dx) continue;
+    }
+#endif
     ck_pool_parallel_for(pool, c.cnt * OC, ck_x86_conv_dys_chunk, &c);
-    if (dw) {
+    if (dw && !dwc) {
       /* the chain over (n, oh, ow) continues through dw from slab to slab */
       ck_pool_parallel_for(pool, c.cnt * C, ck_x86_im2col_chunk, &c);
       for (g = 0; g < groups; g++)
@@ -559,11 +610,18 @@ static void ck_x86_maxpool_bwd_chunk(void *ctx, int64_t chunk, int tid) {
   const CkX86Pool2d *p = ctx;
   int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), oh, ow;
   int32_t off[CK_X86_POOL_LANES];
+#if !defined(CK_GEMM_NO_AVX512)
+  float plane[CK_X86_POOL2_PLANE_MAX]; /* the 2x2 planes' addends (16 KiB of stack) */
+#endif
   (void)tid;
   for (; c < cend; c++) {
     const float *xc = p->x + c * p->H * p->W, *g = p->dy + c * p->OH * p->OW;
     float *dxc = p->dx + c * p->H * p->W;
 #if !defined(CK_GEMM_NO_AVX512)
+    if (p->pair && p->H * p->W <= CK_X86_POOL2_PLANE_MAX) {
+      ck_x86_maxpool2x2_bwd_plane_avx512(dxc, xc, g, p->H, p->W, p->OH, p->OW, plane);
+      continue;
+    }
     if (p->pair) {
       for (oh = 0; oh < p->OH; oh++)
         ck_x86_maxpool2x2_bwd_row_avx512(dxc + 2 * oh * p->W, dxc + (2 * oh + 1) * p->W, xc + 2 * oh * p->W,

@@ -100,6 +100,19 @@ void ck_x86_direct_fwd_avx512(const CkX86Direct *d, float *out, const float *x, 
 #define CK_X86_DIRECT_PAD(C, KH, KW, sh, OH, OW) ((int64_t)(C) * (((OH) - 1) * (sh) + (KH)) * ((OW) - 1 + (KW)))
 void ck_x86_direct_dw_avx512(const CkX86Direct *d, float *dw, const float *dy, const float *x, int64_t oc0,
                              int64_t noc, float *tmp);
+/* dw for channels [oc0, oc0 + noc) (noc <= 32) and one input channel ci
+ * over a slab of cnt samples (x its first sample, dyt its dy transposed:
+ * dyt[l*ldt + oc], l = (n, oh, ow)), continuing each dw element's chain:
+ * the im2col + GEMM path's bits without im2col (KH*KW <= CK_X86_DWC_TAPS;
+ * xp: CK_X86_DWC_PAD floats, one zero-padded channel plane). */
+#define CK_X86_DWC_TAPS 12
+#define CK_X86_DWC_PAD(KH, KW, sh, OH, OW) ((int64_t)(((OH) - 1) * (sh) + (KH)) * ((OW) - 1 + (KW)))
+/* The conv bias gradient's 16-lane sum of channel oc of dy [N][OC][P]. */
+float ck_x86_dbias_avx512(const float *dy, int64_t N, int64_t OC, int64_t P, int64_t oc);
+/* dy of one sample [OC][P] transposed into dst [P][OC] (16 * P < 2^31). */
+void ck_x86_dyt_avx512(float *dst, const float *src, int64_t OC, int64_t P);
+void ck_x86_direct_dwc_avx512(const CkX86Direct *d, float *dw, const float *dyt, int64_t ldt, const float *x,
+                              int64_t cnt, int64_t ci, int64_t oc0, int64_t noc, float *xp);
 /* im2col and col2im of one channel plane of one sample (column stride 1;
  * the shape's N and OC unused): its KH*KW rows of col, each L floats apart. */
 void ck_x86_im2col_plane_avx512(const CkX86Direct *d, float *col, int64_t L, const float *xc);
@@ -107,5 +120,10 @@ void ck_x86_col2im_plane_avx512(const CkX86Direct *d, float *dxc, int64_t L, con
 void ck_x86_maxpool2x2_row_avx512(float *o, const float *r0, const float *r1, int64_t n);
 void ck_x86_maxpool2x2_bwd_row_avx512(float *d0, float *d1, const float *r0, const float *r1, const float *g,
                                       int64_t n);
+/* The backward of one whole plane of that pool (H*W cells, dx += at the
+ * recorded cells, the others keep their bits), through buf (H*W floats). */
+#define CK_X86_POOL2_PLANE_MAX 4096
+void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
+                                        int64_t OH, int64_t OW, float *buf);
 
 #endif

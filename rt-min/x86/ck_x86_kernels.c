@@ -7,6 +7,7 @@
 
 #include "ck_grad.h"
 #include "ck_kernels.h"
+#include "ck_x86_math.h"
 
 /* y[0..n) += a * x[0..n): whole blocks of 16 lanes (a constant trip count,
  * so -O2 vectorizes them) then a scalar tail. Each y[j] gets exactly one
@@ -105,17 +106,48 @@ static void ck_x86_tile_scores(float *sc, int64_t ldsc, const float *a, int64_t 
   }
 }
 
-/* The reference's softmax of one row's je scores, in its order: the max,
- * p = expf(x - max) summed in j order, then p / sum. */
-static void ck_x86_softmax_row(float *p, int64_t je) {
-  float m = -INFINITY, s = 0.0f;
-  for (int64_t j = 0; j < je; j++)
-    if (p[j] > m) m = p[j];
-  for (int64_t j = 0; j < je; j++) {
-    p[j] = expf(p[j] - m);
-    s += p[j];
-  }
-  for (int64_t j = 0; j < je; j++) p[j] /= s;
+/* Sum of 16 lane partials in a fixed tree (8, 4, 2, 1 apart): the same
+ * order for every call, so every thread count gives the same bits. */
+static float ck_x86_tree16(float *s) {
+  for (int h = CK_X86_LANES / 2; h >= 1; h /= 2)
+    for (int l = 0; l < h; l++) s[l] += s[l + h];
+  return s[0];
+}
+
+/* The tiled paths' softmax of one row's je scores, vectorised over keys
+ * (the reference's scalar expf loop was a tenth of a tiny_gpt step): the
+ * max (exact in any order), p = ck_x86_expf(x - max) (<= 1 ulp, lanes over
+ * keys) summed as 16 lane partials in j order then ck_x86_tree16, and
+ * p / sum. Rounding-level from the reference; the keys je..round16(je)
+ * are set to 0 (the tile buffers are whole 16-key blocks wide). */
+static void ck_x86_softmax_vec(float *p, int64_t je) {
+  int64_t nb = ck_x86_round16(je);
+  float mx[CK_X86_LANES], s[CK_X86_LANES], m = -INFINITY;
+  for (int64_t j = je; j < nb; j++) p[j] = -INFINITY;
+  for (int l = 0; l < CK_X86_LANES; l++) mx[l] = -INFINITY, s[l] = 0.0f;
+  for (int64_t j = 0; j < nb; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) mx[l] = p[j + l] > mx[l] ? p[j + l] : mx[l];
+  for (int l = 0; l < CK_X86_LANES; l++) m = mx[l] > m ? mx[l] : m;
+  for (int64_t j = 0; j < nb; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) {
+      float e = ck_x86_expf(p[j + l] - m);
+      p[j + l] = e;
+      s[l] += e;
+    }
+  float sum = ck_x86_tree16(s);
+  for (int64_t j = 0; j < nb; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) p[j + l] /= sum;
+}
+
+/* sum_j p[j] * d[j] for j < n: 16 lane partials in j order, then the tree. */
+static float ck_x86_dot16(const float *p, const float *d, int64_t n) {
+  float s[CK_X86_LANES];
+  int64_t j = 0;
+  for (int l = 0; l < CK_X86_LANES; l++) s[l] = 0.0f;
+  for (; j + CK_X86_LANES <= n; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) s[l] += p[j + l] * d[j + l];
+  for (int l = 0; j + l < n; l++) s[l] += p[j + l] * d[j + l];
+  return ck_x86_tree16(s);
 }
 
 /* acc[r] (16 lanes each) += w[r, j] * x[j, 0..16) for j < jhi, in j order,
@@ -185,7 +217,7 @@ static void ck_x86_attention_tiled(const CkX86Attn *c, int64_t b, int tid) {
   for (int64_t i0 = 0; i0 < T; i0 += CK_X86_TR) {
     CkX86Tile t = ck_x86_tile(i0, T, S, c->causal);
     ck_x86_tile_scores(p, Sp, qb, D, kt, Sp, &t, c->scale);
-    for (int r = 0; r < t.nr; r++) ck_x86_softmax_row(p + r * Sp, t.je[r]);
+    for (int r = 0; r < t.nr; r++) ck_x86_softmax_vec(p + r * Sp, t.je[r]);
     for (int64_t db = 0; db < Dv; db += CK_X86_LANES) {
       CkX86Vec16 acc[CK_X86_TR];
       for (int r = 0; r < CK_X86_TR; r++) acc[r] = CK_X86_VSET16(0.0f);
@@ -266,9 +298,9 @@ static void ck_x86_attention_bwd_tiled(const CkX86Attn *c, int64_t b, int tid) {
     ck_x86_tile_scores(p, Sp, qb, D, kt, Sp, &t, c->scale);
     ck_x86_tile_scores(ds, Sp, gb, Dv, vt, Sp, &t, 1.0f);
     for (int r = 0; r < t.nr; r++) {
-      float *pr = p + r * Sp, *dr = ds + r * Sp, pdp = 0.0f;
-      ck_x86_softmax_row(pr, t.je[r]);
-      for (int64_t j = 0; j < t.je[r]; j++) pdp += pr[j] * dr[j];
+      float *pr = p + r * Sp, *dr = ds + r * Sp, pdp;
+      ck_x86_softmax_vec(pr, t.je[r]);
+      pdp = ck_x86_dot16(pr, dr, t.je[r]);
       for (int64_t j = 0; j < t.je[r]; j++) dr[j] = pr[j] * (dr[j] - pdp);
     }
     if (c->dv) ck_x86_tile_scatter(c->dv + b * S * Dv, Dv, p, Sp, 1.0f, gb, Dv, Dv, &t);
@@ -357,36 +389,38 @@ typedef struct CkX86Norm {
   float eps;
 } CkX86Norm;
 
-/* Row statistics of up to CK_X86_RG = 4 rows at once: the reference's
- * double sums, each row's sum still in j order from 0, but the rows' chains
- * interleaved (named accumulators, so they stay in registers), and the adds
- * overlap instead of waiting on one another's latency (the reference's row
- * loop is latency-bound). Rows past nr repeat row 0 and are dropped. */
-#define CK_X86_RG 4
-static void ck_x86_ln_stats(const float *x, int64_t n, int nr, float eps, float *m, float *rs) {
-  const float *x0 = x, *x1 = x + (nr > 1 ? n : 0), *x2 = x + (nr > 2 ? 2 * n : 0), *x3 = x + (nr > 3 ? 3 * n : 0);
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, v0 = 0.0, v1 = 0.0, v2 = 0.0, v3 = 0.0, mu0, mu1, mu2, mu3;
-  double sum[CK_X86_RG], var[CK_X86_RG];
-  for (int64_t j = 0; j < n; j++) {
-    s0 += x0[j];
-    s1 += x1[j];
-    s2 += x2[j];
-    s3 += x3[j];
+/* 16 double lane partials added in the fixed tree of ck_x86_tree16. */
+static double ck_x86_tree16d(double *s) {
+  for (int h = CK_X86_LANES / 2; h >= 1; h /= 2)
+    for (int l = 0; l < h; l++) s[l] += s[l + h];
+  return s[0];
+}
+
+/* One row's mean and rstd: the reference's double sums (sum x, then
+ * sum (x - mu)^2), each as 16 lane partials in j order (lane j % 16) added
+ * in a fixed tree, so they vectorise; the reference's single chains were
+ * latency-bound. Rounding-level from the reference (double sums, rounded
+ * to float at the end: nearly always the same bits). */
+static void ck_x86_ln_stats(const float *x, int64_t n, float eps, float *m, float *rs) {
+  double s[CK_X86_LANES], v[CK_X86_LANES], mu, sum;
+  int64_t j = 0, t;
+  for (int l = 0; l < CK_X86_LANES; l++) s[l] = v[l] = 0.0;
+  for (; j + CK_X86_LANES <= n; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) s[l] += (double)x[j + l];
+  for (t = j; t < n; t++) s[t - j] += (double)x[t];
+  sum = ck_x86_tree16d(s);
+  mu = sum / (double)n;
+  for (j = 0; j + CK_X86_LANES <= n; j += CK_X86_LANES)
+    for (int l = 0; l < CK_X86_LANES; l++) {
+      double d = (double)x[j + l] - mu;
+      v[l] += d * d;
+    }
+  for (t = j; t < n; t++) {
+    double d = (double)x[t] - mu;
+    v[t - j] += d * d;
   }
-  mu0 = s0 / (double)n, mu1 = s1 / (double)n, mu2 = s2 / (double)n, mu3 = s3 / (double)n;
-  for (int64_t j = 0; j < n; j++) {
-    double d0 = (double)x0[j] - mu0, d1 = (double)x1[j] - mu1, d2 = (double)x2[j] - mu2, d3 = (double)x3[j] - mu3;
-    v0 += d0 * d0;
-    v1 += d1 * d1;
-    v2 += d2 * d2;
-    v3 += d3 * d3;
-  }
-  sum[0] = s0, sum[1] = s1, sum[2] = s2, sum[3] = s3;
-  var[0] = v0, var[1] = v1, var[2] = v2, var[3] = v3;
-  for (int r = 0; r < nr; r++) {
-    m[r] = (float)(sum[r] / (double)n);
-    rs[r] = (float)(1.0 / sqrt(var[r] / (double)n + (double)eps));
-  }
+  *m = (float)(sum / (double)n);
+  *rs = (float)(1.0 / sqrt(ck_x86_tree16d(v) / (double)n + (double)eps));
 }
 
 /* q[j] = ((p[j] - m) * rs) [* w[j]] [+ b[j]]: the reference's per-element
@@ -409,20 +443,17 @@ static void ck_x86_ln_apply(float *q, const float *p, const float *w, const floa
 }
 
 /* Rows [r0, r1) of the forward: rows are independent in the reference;
- * statistics CK_X86_RG rows at a time, then the rows normalised. */
+ * each row's statistics, then the row normalised. */
 static void ck_x86_layernorm_rows(void *ctx, int64_t chunk, int tid) {
   const CkX86Norm *c = ctx;
   int64_t r0 = chunk * CK_X86_ROWS, r1 = r0 + CK_X86_ROWS < c->rows ? r0 + CK_X86_ROWS : c->rows, n = c->n;
   (void)tid;
-  for (int64_t g = r0; g < r1; g += CK_X86_RG) {
-    int nr = r1 - g < CK_X86_RG ? (int)(r1 - g) : CK_X86_RG;
-    float m[CK_X86_RG], rs[CK_X86_RG];
-    ck_x86_ln_stats(c->x + g * n, n, nr, c->eps, m, rs);
-    for (int r = 0; r < nr; r++) {
-      ck_x86_ln_apply(c->out + (g + r) * n, c->x + (g + r) * n, c->weight, c->bias, n, m[r], rs[r]);
-      if (c->mean) c->mean[g + r] = m[r];
-      if (c->rstd) c->rstd[g + r] = rs[r];
-    }
+  for (int64_t r = r0; r < r1; r++) {
+    float m, rs;
+    ck_x86_ln_stats(c->x + r * n, n, c->eps, &m, &rs);
+    ck_x86_ln_apply(c->out + r * n, c->x + r * n, c->weight, c->bias, n, m, rs);
+    if (c->mean) c->mean[r] = m;
+    if (c->rstd) c->rstd[r] = rs;
   }
 }
 
@@ -435,53 +466,40 @@ void ck_x86_layernorm_f32(CkPool *pool, float *out, float *mean, float *rstd, co
   ck_pool_parallel_for(pool, ck_x86_blocks(rows, CK_X86_ROWS), ck_x86_layernorm_rows, &c);
 }
 
-/* dx of rows [r0, r1): the reference's row loop, CK_X86_RG rows at a time:
- * the two float sums per row (sum g, sum g xhat) in j order with the rows'
- * chains interleaved, then dx += rs (g - gmean - xhat gxmean) in 16 lanes. */
+/* dx of rows [r0, r1), the reference's row loop: the two float sums per
+ * row (sum g, sum g xhat, g = dy w) as 16 lane partials in j order added in
+ * ck_x86_tree16 (vectorised; rounding-level from the reference's single
+ * chains), then dx += rs (g - gmean - xhat gxmean) in 16 lanes. */
 static void ck_x86_layernorm_bwd_rows(void *ctx, int64_t chunk, int tid) {
   const CkX86Norm *c = ctx;
   int64_t r0 = chunk * CK_X86_ROWS, r1 = r0 + CK_X86_ROWS < c->rows ? r0 + CK_X86_ROWS : c->rows, n = c->n;
   const float *w = c->weight;
   (void)tid;
-  for (int64_t g0 = r0; g0 < r1; g0 += CK_X86_RG) {
-    int nr = r1 - g0 < CK_X86_RG ? (int)(r1 - g0) : CK_X86_RG;
-    const float *xr[CK_X86_RG], *dyr[CK_X86_RG];
-    float m[CK_X86_RG], rs[CK_X86_RG], gm[CK_X86_RG], gxm[CK_X86_RG];
-    for (int r = 0; r < CK_X86_RG; r++) {
-      int64_t row = g0 + (r < nr ? r : 0);
-      xr[r] = c->x + row * n, dyr[r] = c->dy + row * n;
-      m[r] = c->cmean[row], rs[r] = c->crstd[row];
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = c->x + r * n, *dyr = c->dy + r * n;
+    float *dxr = c->dx + r * n, mr = c->cmean[r], rr = c->crstd[r], sa[CK_X86_LANES], sb[CK_X86_LANES];
+    int64_t j = 0, t;
+    for (int l = 0; l < CK_X86_LANES; l++) sa[l] = sb[l] = 0.0f;
+    for (; j + CK_X86_LANES <= n; j += CK_X86_LANES)
+      for (int l = 0; l < CK_X86_LANES; l++) {
+        float g = w ? dyr[j + l] * w[j + l] : dyr[j + l];
+        sa[l] += g;
+        sb[l] += g * ((xr[j + l] - mr) * rr);
+      }
+    for (t = j; t < n; t++) {
+      float g = w ? dyr[t] * w[t] : dyr[t];
+      sa[t - j] += g;
+      sb[t - j] += g * ((xr[t] - mr) * rr);
     }
-    {
-      const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3];
-      const float *y0 = dyr[0], *y1 = dyr[1], *y2 = dyr[2], *y3 = dyr[3];
-      float m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], rs0 = rs[0], rs1 = rs[1], rs2 = rs[2], rs3 = rs[3];
-      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f;
-      for (int64_t j = 0; j < n; j++) {
-        float wj = w ? w[j] : 1.0f;
-        float g0 = w ? y0[j] * wj : y0[j], g1 = w ? y1[j] * wj : y1[j];
-        float g2 = w ? y2[j] * wj : y2[j], g3 = w ? y3[j] * wj : y3[j];
-        a0 += g0, a1 += g1, a2 += g2, a3 += g3;
-        b0 += g0 * ((x0[j] - m0) * rs0);
-        b1 += g1 * ((x1[j] - m1) * rs1);
-        b2 += g2 * ((x2[j] - m2) * rs2);
-        b3 += g3 * ((x3[j] - m3) * rs3);
-      }
-      gm[0] = a0, gm[1] = a1, gm[2] = a2, gm[3] = a3;
-      gxm[0] = b0, gxm[1] = b1, gxm[2] = b2, gxm[3] = b3;
+    float a = ck_x86_tree16(sa) / (float)n, bx = ck_x86_tree16(sb) / (float)n;
+    for (j = 0; j + CK_X86_LANES <= n; j += CK_X86_LANES) {
+      CkX86Vec16 xhat = (CK_X86_VLOAD16(xr + j) - mr) * rr, g = CK_X86_VLOAD16(dyr + j);
+      if (w) g *= CK_X86_VLOAD16(w + j);
+      CK_X86_VSTORE16(dxr + j, CK_X86_VLOAD16(dxr + j) + rr * (g - a - xhat * bx));
     }
-    for (int r = 0; r < nr; r++) {
-      float *dxr = c->dx + (g0 + r) * n, mr = m[r], rr = rs[r], a = gm[r] / (float)n, bx = gxm[r] / (float)n;
-      int64_t j = 0;
-      for (; j + CK_X86_LANES <= n; j += CK_X86_LANES) {
-        CkX86Vec16 xhat = (CK_X86_VLOAD16(xr[r] + j) - mr) * rr, g = CK_X86_VLOAD16(dyr[r] + j);
-        if (w) g *= CK_X86_VLOAD16(w + j);
-        CK_X86_VSTORE16(dxr + j, CK_X86_VLOAD16(dxr + j) + rr * (g - a - xhat * bx));
-      }
-      for (; j < n; j++) {
-        float xhat = (xr[r][j] - mr) * rr, g = w ? dyr[r][j] * w[j] : dyr[r][j];
-        dxr[j] += rr * (g - a - xhat * bx);
-      }
+    for (; j < n; j++) {
+      float xhat = (xr[j] - mr) * rr, g = w ? dyr[j] * w[j] : dyr[j];
+      dxr[j] += rr * (g - a - xhat * bx);
     }
   }
 }

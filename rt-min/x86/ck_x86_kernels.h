@@ -7,10 +7,15 @@
  * and computes every output element with the same floating-point operations
  * in the same order: only the loop nesting changes (k and v are transposed
  * into per-thread scratch so the lanes run over keys, never over a sum;
- * attention works on register tiles of 4 query rows, layernorm interleaves
- * the sums of 4 rows, each sum still in the reference's order). So
+ * attention works on register tiles of 4 query rows). So
  * the results are bitwise equal to the reference kernel, and therefore to
- * the c99 program, for every thread count. The work is split over batch
+ * the c99 program, for every thread count. Two exceptions differ from the
+ * reference by rounding only (and are still bitwise equal over thread
+ * counts): the register-tiled attention path (D and Dv multiples of 16)
+ * computes each row's softmax vectorised over keys (ck_x86_expf of
+ * ck_x86_math.h, 16 lane partial sums added in a fixed tree), and
+ * layernorm's row sums (forward statistics, dx's two sums) run as 16 lane
+ * partials in j order, added in the same fixed tree. The work is split over batch
  * items only (chunk = one (batch, head) item), and every write of an item's
  * gradients stays inside that item, so no two chunks touch the same memory.
  * A NULL pool, or scratch that cannot be had, runs the reference kernel. */
@@ -51,7 +56,8 @@ void ck_x86_attention_backward_f32(CkPool *pool, float *dq, float *dk, float *dv
                                    float *scratch);
 
 /* ck_layernorm_f32 on the pool: rows split into fixed blocks of
- * CK_X86_ROWS, each block the reference kernel on its rows. */
+ * CK_X86_ROWS, each row the reference's formula (row sums as 16 lane
+ * partials, see above). */
 #define CK_X86_ROWS 16
 void ck_x86_layernorm_f32(CkPool *pool, float *out, float *mean, float *rstd, const float *x,
                           const float *weight, const float *bias, int64_t rows, int64_t n, float eps);

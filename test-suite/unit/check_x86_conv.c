@@ -102,6 +102,9 @@ static const int64_t xc_shapes[][12] = {
     {2, 1, 9, 40, 20, 3, 5, 2, 1, 1, 2, 1},   /* direct, 15 taps: 2 dw channel blocks, row stride 2 */
     {2, 1, 5, 5, 11, 3, 3, 1, 1, 3, 3, 1},    /* direct with rows and columns all padding */
     {3, 2, 6, 37, 9, 2, 2, 1, 1, 0, 1, 1},    /* direct, 8 taps over 2 channels, OW 38 */
+    {2, 3, 8, 8, 40, 3, 3, 1, 1, 1, 1, 1},    /* slab dw kernel: a full 32-channel block, then 8 */
+    {2, 4, 11, 11, 20, 3, 3, 2, 1, 1, 1, 1},  /* slab dw kernel, row stride 2, 20 channels (16 + 4) */
+    {1, 2, 70, 70, 3, 3, 3, 1, 1, 1, 1, 1},   /* padded plane above the slab dw kernel's stack: GEMM */
 };
 #define XC_NSHAPES ((int)(sizeof xc_shapes / sizeof xc_shapes[0]))
 
@@ -367,6 +370,8 @@ static const int64_t xc_pool_shapes[][10] = {
     {3, 5, 14, 14, 2, 2, 2, 2, 0, 0},   /* 2x2 rows (AVX-512): 7 outputs, one partial block */
     {2, 3, 9, 75, 2, 2, 2, 2, 0, 0},    /* 2x2 rows: 37 outputs (16 + 16 + 5), odd H and W */
     {1, 2, 6, 34, 2, 2, 2, 2, 0, 0},    /* 2x2 rows: exactly 17 outputs (a block of 1) */
+    {1, 2, 66, 70, 2, 2, 2, 2, 0, 0},   /* 2x2: a plane above CK_X86_POOL2_PLANE_MAX takes the rows */
+    {2, 3, 64, 64, 2, 2, 2, 2, 0, 0},   /* 2x2: a plane of exactly CK_X86_POOL2_PLANE_MAX cells */
     {1, 2, 6, 6, 2, 2, 2, 2, 1, 1},     /* 2x2 with padding: the general blocks */
 };
 
