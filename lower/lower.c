@@ -517,6 +517,23 @@ static void lower_reduce(LowerCtx *c, const IrNode *n, LowerBuf *out) {
   }
 }
 
+/* A permute that moves only unit dims ([1,4,1,32] -> [1,1,4,32]) keeps every
+ * element at its offset: lowered as a view, like reshape, never a copy. */
+static bool lower_permute_is_view(const IrNode *n) {
+  int np = 0;
+  const int64_t *perm = ir_get_ints(n, "perm", &np);
+  const IrNode *X = n->in[0];
+  if (!perm || np != X->shape.rank) return false;
+  int64_t last = -1;
+  for (int i = 0; i < np; i++) {
+    if (perm[i] < 0 || perm[i] >= np) return false;
+    if (X->shape.dims[perm[i]] == 1) continue;
+    if (perm[i] < last) return false;
+    last = perm[i];
+  }
+  return true;
+}
+
 /* permute: unit dims vanish and runs of dims that stay neighbours in the
  * same order merge, so the kernel sees the smallest rank. */
 static void lower_permute(LowerCtx *c, const IrNode *n, LowerBuf *out) {
@@ -1428,7 +1445,8 @@ LowerProgram *lower_entry(const IrModule *m, const CkcTarget *t, const LowerLayo
       continue;
     }
     c.node_first_step = p->steps.len;
-    if (n->op == IR_OP_RESHAPE || n->op == IR_OP_STOP_GRADIENT) {
+    if (n->op == IR_OP_RESHAPE || n->op == IR_OP_STOP_GRADIENT ||
+        (n->op == IR_OP_PERMUTE && lower_permute_is_view(n))) {
       /* views: the same storage under a new shape (stop_gradient: the same value) */
       LowerBuf *src = lower_operand(&c, n->in[0]);
       LowerBuf *b = lower_new_buf(&c, LOWER_BUF_ALIAS, n, n->dtype, &n->shape, n->name);

@@ -9382,7 +9382,7 @@ int gpt2small_train_step(const float *params, float *grads, void *arena_mem, con
   return GPT2SMALL_OK;
 }
 
-/* decode: 221 steps; params 494810112 bytes, arena 86016 bytes. */
+/* decode: 173 steps; params 494810112 bytes, arena 86016 bytes. */
 int gpt2small_decode(const float *params, float *cache, float *arena, const int32_t *tokens,
     int64_t pos, float *logits) {
   if (pos < 0 || pos >= GPT2SMALL_DECODE_MAX_POS) return GPT2SMALL_ERR_INDEX_RANGE + 1;
@@ -9576,54 +9576,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t14 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t14, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.0.attn.q = permute(t15, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_0_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t15 = t14; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t15[i0];
-    blocks_0_attn_q[i0] = e0;
-  }
-
   /* t17 = slice(blocks.0.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t17 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t17, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.0.attn.k = permute(t18, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_0_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t18 = t17; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t18[i0];
-    blocks_0_attn_k[i0] = e0;
-  }
 
   /* t20 = slice(blocks.0.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t20 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t20, blocks_0_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.0.attn.v = permute(t21, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_0_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t21 = t20; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t21[i0];
-    blocks_0_attn_v[i0] = e0;
-  }
-
   /* blocks.0.attn.y = attention(blocks.0.attn.q, blocks.0.attn.k, blocks.0.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_0_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_23 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t15 = t14; /* view f32[4,1,12,64] */
+  const float *const blocks_0_attn_q = t15; /* view f32[4,12,1,64] */
+  const float *const t18 = t17; /* view f32[4,1,12,64] */
+  const float *const blocks_0_attn_k = t18; /* view f32[4,12,1,64] */
+  const float *const t21 = t20; /* view f32[4,1,12,64] */
+  const float *const blocks_0_attn_v = t21; /* view f32[4,12,1,64] */
   float *const blocks_0_attn_y_kcache = cache + 0; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_0_attn_y_vcache = cache + 196608; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_0_attn_y, blocks_0_attn_q, blocks_0_attn_k, blocks_0_attn_v, blocks_0_attn_y_kcache, blocks_0_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_23);
 
-  /* t24 = permute(blocks.0.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t24 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_0_attn_y[i0];
-    t24[i0] = e0;
-  }
-
   /* blocks.0.h = fused_matmul(blocks.0.attn.merged, blocks.0.attn.c_proj.weight, blocks.0.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_0_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t24 = blocks_0_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_0_attn_merged = t24; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_0_h, blocks_0_attn_merged, blocks_0_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -9688,54 +9664,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t51 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t51, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.1.attn.q = permute(t52, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_1_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t52 = t51; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t52[i0];
-    blocks_1_attn_q[i0] = e0;
-  }
-
   /* t54 = slice(blocks.1.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t54 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t54, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.1.attn.k = permute(t55, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_1_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t55 = t54; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t55[i0];
-    blocks_1_attn_k[i0] = e0;
-  }
 
   /* t57 = slice(blocks.1.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t57 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t57, blocks_1_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.1.attn.v = permute(t58, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_1_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t58 = t57; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t58[i0];
-    blocks_1_attn_v[i0] = e0;
-  }
-
   /* blocks.1.attn.y = attention(blocks.1.attn.q, blocks.1.attn.k, blocks.1.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_1_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_60 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t52 = t51; /* view f32[4,1,12,64] */
+  const float *const blocks_1_attn_q = t52; /* view f32[4,12,1,64] */
+  const float *const t55 = t54; /* view f32[4,1,12,64] */
+  const float *const blocks_1_attn_k = t55; /* view f32[4,12,1,64] */
+  const float *const t58 = t57; /* view f32[4,1,12,64] */
+  const float *const blocks_1_attn_v = t58; /* view f32[4,12,1,64] */
   float *const blocks_1_attn_y_kcache = cache + 393216; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_1_attn_y_vcache = cache + 589824; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_1_attn_y, blocks_1_attn_q, blocks_1_attn_k, blocks_1_attn_v, blocks_1_attn_y_kcache, blocks_1_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_60);
 
-  /* t61 = permute(blocks.1.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t61 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_1_attn_y[i0];
-    t61[i0] = e0;
-  }
-
   /* blocks.1.h = fused_matmul(blocks.1.attn.merged, blocks.1.attn.c_proj.weight, blocks.1.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_1_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t61 = blocks_1_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_1_attn_merged = t61; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_1_h, blocks_1_attn_merged, blocks_1_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -9800,54 +9752,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t88 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t88, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.2.attn.q = permute(t89, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_2_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t89 = t88; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t89[i0];
-    blocks_2_attn_q[i0] = e0;
-  }
-
   /* t91 = slice(blocks.2.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t91 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t91, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.2.attn.k = permute(t92, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_2_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t92 = t91; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t92[i0];
-    blocks_2_attn_k[i0] = e0;
-  }
 
   /* t94 = slice(blocks.2.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t94 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t94, blocks_2_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.2.attn.v = permute(t95, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_2_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t95 = t94; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t95[i0];
-    blocks_2_attn_v[i0] = e0;
-  }
-
   /* blocks.2.attn.y = attention(blocks.2.attn.q, blocks.2.attn.k, blocks.2.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_2_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_97 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t89 = t88; /* view f32[4,1,12,64] */
+  const float *const blocks_2_attn_q = t89; /* view f32[4,12,1,64] */
+  const float *const t92 = t91; /* view f32[4,1,12,64] */
+  const float *const blocks_2_attn_k = t92; /* view f32[4,12,1,64] */
+  const float *const t95 = t94; /* view f32[4,1,12,64] */
+  const float *const blocks_2_attn_v = t95; /* view f32[4,12,1,64] */
   float *const blocks_2_attn_y_kcache = cache + 786432; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_2_attn_y_vcache = cache + 983040; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_2_attn_y, blocks_2_attn_q, blocks_2_attn_k, blocks_2_attn_v, blocks_2_attn_y_kcache, blocks_2_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_97);
 
-  /* t98 = permute(blocks.2.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t98 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_2_attn_y[i0];
-    t98[i0] = e0;
-  }
-
   /* blocks.2.h = fused_matmul(blocks.2.attn.merged, blocks.2.attn.c_proj.weight, blocks.2.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_2_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t98 = blocks_2_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_2_attn_merged = t98; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_2_h, blocks_2_attn_merged, blocks_2_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -9912,54 +9840,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t125 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t125, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.3.attn.q = permute(t126, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_3_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t126 = t125; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t126[i0];
-    blocks_3_attn_q[i0] = e0;
-  }
-
   /* t128 = slice(blocks.3.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t128 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t128, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.3.attn.k = permute(t129, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_3_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t129 = t128; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t129[i0];
-    blocks_3_attn_k[i0] = e0;
-  }
 
   /* t131 = slice(blocks.3.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t131 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t131, blocks_3_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.3.attn.v = permute(t132, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_3_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t132 = t131; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t132[i0];
-    blocks_3_attn_v[i0] = e0;
-  }
-
   /* blocks.3.attn.y = attention(blocks.3.attn.q, blocks.3.attn.k, blocks.3.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_3_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_134 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t126 = t125; /* view f32[4,1,12,64] */
+  const float *const blocks_3_attn_q = t126; /* view f32[4,12,1,64] */
+  const float *const t129 = t128; /* view f32[4,1,12,64] */
+  const float *const blocks_3_attn_k = t129; /* view f32[4,12,1,64] */
+  const float *const t132 = t131; /* view f32[4,1,12,64] */
+  const float *const blocks_3_attn_v = t132; /* view f32[4,12,1,64] */
   float *const blocks_3_attn_y_kcache = cache + 1179648; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_3_attn_y_vcache = cache + 1376256; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_3_attn_y, blocks_3_attn_q, blocks_3_attn_k, blocks_3_attn_v, blocks_3_attn_y_kcache, blocks_3_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_134);
 
-  /* t135 = permute(blocks.3.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t135 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_3_attn_y[i0];
-    t135[i0] = e0;
-  }
-
   /* blocks.3.h = fused_matmul(blocks.3.attn.merged, blocks.3.attn.c_proj.weight, blocks.3.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_3_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t135 = blocks_3_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_3_attn_merged = t135; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_3_h, blocks_3_attn_merged, blocks_3_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10024,54 +9928,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t162 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t162, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.4.attn.q = permute(t163, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_4_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t163 = t162; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t163[i0];
-    blocks_4_attn_q[i0] = e0;
-  }
-
   /* t165 = slice(blocks.4.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t165 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t165, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.4.attn.k = permute(t166, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_4_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t166 = t165; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t166[i0];
-    blocks_4_attn_k[i0] = e0;
-  }
 
   /* t168 = slice(blocks.4.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t168 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t168, blocks_4_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.4.attn.v = permute(t169, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_4_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t169 = t168; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t169[i0];
-    blocks_4_attn_v[i0] = e0;
-  }
-
   /* blocks.4.attn.y = attention(blocks.4.attn.q, blocks.4.attn.k, blocks.4.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_4_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_171 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t163 = t162; /* view f32[4,1,12,64] */
+  const float *const blocks_4_attn_q = t163; /* view f32[4,12,1,64] */
+  const float *const t166 = t165; /* view f32[4,1,12,64] */
+  const float *const blocks_4_attn_k = t166; /* view f32[4,12,1,64] */
+  const float *const t169 = t168; /* view f32[4,1,12,64] */
+  const float *const blocks_4_attn_v = t169; /* view f32[4,12,1,64] */
   float *const blocks_4_attn_y_kcache = cache + 1572864; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_4_attn_y_vcache = cache + 1769472; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_4_attn_y, blocks_4_attn_q, blocks_4_attn_k, blocks_4_attn_v, blocks_4_attn_y_kcache, blocks_4_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_171);
 
-  /* t172 = permute(blocks.4.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t172 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_4_attn_y[i0];
-    t172[i0] = e0;
-  }
-
   /* blocks.4.h = fused_matmul(blocks.4.attn.merged, blocks.4.attn.c_proj.weight, blocks.4.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_4_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t172 = blocks_4_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_4_attn_merged = t172; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_4_h, blocks_4_attn_merged, blocks_4_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10136,54 +10016,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t199 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t199, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.5.attn.q = permute(t200, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_5_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t200 = t199; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t200[i0];
-    blocks_5_attn_q[i0] = e0;
-  }
-
   /* t202 = slice(blocks.5.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t202 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t202, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.5.attn.k = permute(t203, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_5_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t203 = t202; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t203[i0];
-    blocks_5_attn_k[i0] = e0;
-  }
 
   /* t205 = slice(blocks.5.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t205 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t205, blocks_5_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.5.attn.v = permute(t206, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_5_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t206 = t205; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t206[i0];
-    blocks_5_attn_v[i0] = e0;
-  }
-
   /* blocks.5.attn.y = attention(blocks.5.attn.q, blocks.5.attn.k, blocks.5.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_5_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_208 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t200 = t199; /* view f32[4,1,12,64] */
+  const float *const blocks_5_attn_q = t200; /* view f32[4,12,1,64] */
+  const float *const t203 = t202; /* view f32[4,1,12,64] */
+  const float *const blocks_5_attn_k = t203; /* view f32[4,12,1,64] */
+  const float *const t206 = t205; /* view f32[4,1,12,64] */
+  const float *const blocks_5_attn_v = t206; /* view f32[4,12,1,64] */
   float *const blocks_5_attn_y_kcache = cache + 1966080; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_5_attn_y_vcache = cache + 2162688; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_5_attn_y, blocks_5_attn_q, blocks_5_attn_k, blocks_5_attn_v, blocks_5_attn_y_kcache, blocks_5_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_208);
 
-  /* t209 = permute(blocks.5.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t209 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_5_attn_y[i0];
-    t209[i0] = e0;
-  }
-
   /* blocks.5.h = fused_matmul(blocks.5.attn.merged, blocks.5.attn.c_proj.weight, blocks.5.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_5_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t209 = blocks_5_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_5_attn_merged = t209; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_5_h, blocks_5_attn_merged, blocks_5_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10248,54 +10104,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t236 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t236, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.6.attn.q = permute(t237, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_6_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t237 = t236; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t237[i0];
-    blocks_6_attn_q[i0] = e0;
-  }
-
   /* t239 = slice(blocks.6.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t239 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t239, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.6.attn.k = permute(t240, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_6_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t240 = t239; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t240[i0];
-    blocks_6_attn_k[i0] = e0;
-  }
 
   /* t242 = slice(blocks.6.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t242 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t242, blocks_6_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.6.attn.v = permute(t243, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_6_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t243 = t242; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t243[i0];
-    blocks_6_attn_v[i0] = e0;
-  }
-
   /* blocks.6.attn.y = attention(blocks.6.attn.q, blocks.6.attn.k, blocks.6.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_6_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_245 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t237 = t236; /* view f32[4,1,12,64] */
+  const float *const blocks_6_attn_q = t237; /* view f32[4,12,1,64] */
+  const float *const t240 = t239; /* view f32[4,1,12,64] */
+  const float *const blocks_6_attn_k = t240; /* view f32[4,12,1,64] */
+  const float *const t243 = t242; /* view f32[4,1,12,64] */
+  const float *const blocks_6_attn_v = t243; /* view f32[4,12,1,64] */
   float *const blocks_6_attn_y_kcache = cache + 2359296; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_6_attn_y_vcache = cache + 2555904; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_6_attn_y, blocks_6_attn_q, blocks_6_attn_k, blocks_6_attn_v, blocks_6_attn_y_kcache, blocks_6_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_245);
 
-  /* t246 = permute(blocks.6.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t246 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_6_attn_y[i0];
-    t246[i0] = e0;
-  }
-
   /* blocks.6.h = fused_matmul(blocks.6.attn.merged, blocks.6.attn.c_proj.weight, blocks.6.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_6_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t246 = blocks_6_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_6_attn_merged = t246; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_6_h, blocks_6_attn_merged, blocks_6_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10360,54 +10192,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t273 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t273, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.7.attn.q = permute(t274, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_7_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t274 = t273; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t274[i0];
-    blocks_7_attn_q[i0] = e0;
-  }
-
   /* t276 = slice(blocks.7.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t276 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t276, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.7.attn.k = permute(t277, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_7_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t277 = t276; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t277[i0];
-    blocks_7_attn_k[i0] = e0;
-  }
 
   /* t279 = slice(blocks.7.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t279 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t279, blocks_7_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.7.attn.v = permute(t280, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_7_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t280 = t279; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t280[i0];
-    blocks_7_attn_v[i0] = e0;
-  }
-
   /* blocks.7.attn.y = attention(blocks.7.attn.q, blocks.7.attn.k, blocks.7.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_7_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_282 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t274 = t273; /* view f32[4,1,12,64] */
+  const float *const blocks_7_attn_q = t274; /* view f32[4,12,1,64] */
+  const float *const t277 = t276; /* view f32[4,1,12,64] */
+  const float *const blocks_7_attn_k = t277; /* view f32[4,12,1,64] */
+  const float *const t280 = t279; /* view f32[4,1,12,64] */
+  const float *const blocks_7_attn_v = t280; /* view f32[4,12,1,64] */
   float *const blocks_7_attn_y_kcache = cache + 2752512; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_7_attn_y_vcache = cache + 2949120; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_7_attn_y, blocks_7_attn_q, blocks_7_attn_k, blocks_7_attn_v, blocks_7_attn_y_kcache, blocks_7_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_282);
 
-  /* t283 = permute(blocks.7.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t283 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_7_attn_y[i0];
-    t283[i0] = e0;
-  }
-
   /* blocks.7.h = fused_matmul(blocks.7.attn.merged, blocks.7.attn.c_proj.weight, blocks.7.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_7_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t283 = blocks_7_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_7_attn_merged = t283; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_7_h, blocks_7_attn_merged, blocks_7_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10472,54 +10280,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t310 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t310, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.8.attn.q = permute(t311, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_8_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t311 = t310; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t311[i0];
-    blocks_8_attn_q[i0] = e0;
-  }
-
   /* t313 = slice(blocks.8.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t313 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t313, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.8.attn.k = permute(t314, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_8_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t314 = t313; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t314[i0];
-    blocks_8_attn_k[i0] = e0;
-  }
 
   /* t316 = slice(blocks.8.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t316 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t316, blocks_8_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.8.attn.v = permute(t317, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_8_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t317 = t316; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t317[i0];
-    blocks_8_attn_v[i0] = e0;
-  }
-
   /* blocks.8.attn.y = attention(blocks.8.attn.q, blocks.8.attn.k, blocks.8.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_8_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_319 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t311 = t310; /* view f32[4,1,12,64] */
+  const float *const blocks_8_attn_q = t311; /* view f32[4,12,1,64] */
+  const float *const t314 = t313; /* view f32[4,1,12,64] */
+  const float *const blocks_8_attn_k = t314; /* view f32[4,12,1,64] */
+  const float *const t317 = t316; /* view f32[4,1,12,64] */
+  const float *const blocks_8_attn_v = t317; /* view f32[4,12,1,64] */
   float *const blocks_8_attn_y_kcache = cache + 3145728; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_8_attn_y_vcache = cache + 3342336; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_8_attn_y, blocks_8_attn_q, blocks_8_attn_k, blocks_8_attn_v, blocks_8_attn_y_kcache, blocks_8_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_319);
 
-  /* t320 = permute(blocks.8.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t320 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_8_attn_y[i0];
-    t320[i0] = e0;
-  }
-
   /* blocks.8.h = fused_matmul(blocks.8.attn.merged, blocks.8.attn.c_proj.weight, blocks.8.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_8_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t320 = blocks_8_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_8_attn_merged = t320; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_8_h, blocks_8_attn_merged, blocks_8_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10584,54 +10368,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t347 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t347, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.9.attn.q = permute(t348, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_9_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t348 = t347; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t348[i0];
-    blocks_9_attn_q[i0] = e0;
-  }
-
   /* t350 = slice(blocks.9.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t350 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t350, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.9.attn.k = permute(t351, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_9_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t351 = t350; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t351[i0];
-    blocks_9_attn_k[i0] = e0;
-  }
 
   /* t353 = slice(blocks.9.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t353 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t353, blocks_9_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.9.attn.v = permute(t354, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_9_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t354 = t353; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t354[i0];
-    blocks_9_attn_v[i0] = e0;
-  }
-
   /* blocks.9.attn.y = attention(blocks.9.attn.q, blocks.9.attn.k, blocks.9.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_9_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_356 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t348 = t347; /* view f32[4,1,12,64] */
+  const float *const blocks_9_attn_q = t348; /* view f32[4,12,1,64] */
+  const float *const t351 = t350; /* view f32[4,1,12,64] */
+  const float *const blocks_9_attn_k = t351; /* view f32[4,12,1,64] */
+  const float *const t354 = t353; /* view f32[4,1,12,64] */
+  const float *const blocks_9_attn_v = t354; /* view f32[4,12,1,64] */
   float *const blocks_9_attn_y_kcache = cache + 3538944; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_9_attn_y_vcache = cache + 3735552; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_9_attn_y, blocks_9_attn_q, blocks_9_attn_k, blocks_9_attn_v, blocks_9_attn_y_kcache, blocks_9_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_356);
 
-  /* t357 = permute(blocks.9.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t357 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_9_attn_y[i0];
-    t357[i0] = e0;
-  }
-
   /* blocks.9.h = fused_matmul(blocks.9.attn.merged, blocks.9.attn.c_proj.weight, blocks.9.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_9_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t357 = blocks_9_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_9_attn_merged = t357; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_9_h, blocks_9_attn_merged, blocks_9_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10696,54 +10456,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t384 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t384, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.10.attn.q = permute(t385, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_10_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t385 = t384; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t385[i0];
-    blocks_10_attn_q[i0] = e0;
-  }
-
   /* t387 = slice(blocks.10.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t387 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t387, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.10.attn.k = permute(t388, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_10_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t388 = t387; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t388[i0];
-    blocks_10_attn_k[i0] = e0;
-  }
 
   /* t390 = slice(blocks.10.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t390 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t390, blocks_10_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.10.attn.v = permute(t391, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_10_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t391 = t390; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t391[i0];
-    blocks_10_attn_v[i0] = e0;
-  }
-
   /* blocks.10.attn.y = attention(blocks.10.attn.q, blocks.10.attn.k, blocks.10.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_10_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_393 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t385 = t384; /* view f32[4,1,12,64] */
+  const float *const blocks_10_attn_q = t385; /* view f32[4,12,1,64] */
+  const float *const t388 = t387; /* view f32[4,1,12,64] */
+  const float *const blocks_10_attn_k = t388; /* view f32[4,12,1,64] */
+  const float *const t391 = t390; /* view f32[4,1,12,64] */
+  const float *const blocks_10_attn_v = t391; /* view f32[4,12,1,64] */
   float *const blocks_10_attn_y_kcache = cache + 3932160; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_10_attn_y_vcache = cache + 4128768; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_10_attn_y, blocks_10_attn_q, blocks_10_attn_k, blocks_10_attn_v, blocks_10_attn_y_kcache, blocks_10_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_393);
 
-  /* t394 = permute(blocks.10.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t394 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_10_attn_y[i0];
-    t394[i0] = e0;
-  }
-
   /* blocks.10.h = fused_matmul(blocks.10.attn.merged, blocks.10.attn.c_proj.weight, blocks.10.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_10_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t394 = blocks_10_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_10_attn_merged = t394; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_10_h, blocks_10_attn_merged, blocks_10_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {
@@ -10808,54 +10544,30 @@ int gpt2small_decode(const float *params, float *cache, float *arena, const int3
   float *const t421 = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
   ck_slice(t421, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 0, 1, 768);
 
-  /* blocks.11.attn.q = permute(t422, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_11_attn_q = arena + 3072; /* f32[4,12,1,64] at arena byte 12288 */
-  const float *const t422 = t421; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t422[i0];
-    blocks_11_attn_q[i0] = e0;
-  }
-
   /* t424 = slice(blocks.11.attn.qkv, axis=2, start=768, end=1536)  f32[4,1,768] */
   float *const t424 = arena + 15360; /* f32[4,1,768] at arena byte 61440 */
   ck_slice(t424, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 768, 1, 768);
-
-  /* blocks.11.attn.k = permute(t425, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_11_attn_k = arena + 15360; /* f32[4,12,1,64] at arena byte 61440 */
-  const float *const t425 = t424; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t425[i0];
-    blocks_11_attn_k[i0] = e0;
-  }
 
   /* t427 = slice(blocks.11.attn.qkv, axis=2, start=1536, end=2304)  f32[4,1,768] */
   float *const t427 = arena + 18432; /* f32[4,1,768] at arena byte 73728 */
   ck_slice(t427, blocks_11_attn_qkv, sizeof(float), 4, 2304, 1, 1536, 1, 768);
 
-  /* blocks.11.attn.v = permute(t428, perm=(0,2,1,3))  f32[4,12,1,64] */
-  float *const blocks_11_attn_v = arena + 18432; /* f32[4,12,1,64] at arena byte 73728 */
-  const float *const t428 = t427; /* view f32[4,1,12,64] */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = t428[i0];
-    blocks_11_attn_v[i0] = e0;
-  }
-
   /* blocks.11.attn.y = attention(blocks.11.attn.q, blocks.11.attn.k, blocks.11.attn.v, causal=1, scale=0.125)  f32[4,12,1,64] */
   float *const blocks_11_attn_y = arena + 6144; /* f32[4,12,1,64] at arena byte 24576 */
   float *const scratch_430 = arena + 9216; /* f32[64] at arena byte 36864 */
+  const float *const t422 = t421; /* view f32[4,1,12,64] */
+  const float *const blocks_11_attn_q = t422; /* view f32[4,12,1,64] */
+  const float *const t425 = t424; /* view f32[4,1,12,64] */
+  const float *const blocks_11_attn_k = t425; /* view f32[4,12,1,64] */
+  const float *const t428 = t427; /* view f32[4,1,12,64] */
+  const float *const blocks_11_attn_v = t428; /* view f32[4,12,1,64] */
   float *const blocks_11_attn_y_kcache = cache + 4325376; /* f32[48,64,64] rows 0..pos of the K/V cache */
   float *const blocks_11_attn_y_vcache = cache + 4521984; /* f32[48,64,64] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_11_attn_y, blocks_11_attn_q, blocks_11_attn_k, blocks_11_attn_v, blocks_11_attn_y_kcache, blocks_11_attn_y_vcache, 48, pos, 64, 64, 64, 0.125f, scratch_430);
 
-  /* t431 = permute(blocks.11.attn.y, perm=(0,2,1,3))  f32[4,1,12,64] */
-  float *const t431 = arena + 6144; /* f32[4,1,12,64] at arena byte 24576 */
-  for (int64_t i0 = 0; i0 < 3072; i0++) {
-    const float e0 = blocks_11_attn_y[i0];
-    t431[i0] = e0;
-  }
-
   /* blocks.11.h = fused_matmul(blocks.11.attn.merged, blocks.11.attn.c_proj.weight, blocks.11.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[4,1,768] */
   float *const blocks_11_h = arena + 3072; /* f32[4,1,768] at arena byte 12288 */
+  const float *const t431 = blocks_11_attn_y; /* view f32[4,1,12,64] */
   const float *const blocks_11_attn_merged = t431; /* view f32[4,1,768] */
   ck_matmul_f32(blocks_11_h, blocks_11_attn_merged, blocks_11_attn_c_proj_weight, 1, 4, 768, 768, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 4; i0++) {

@@ -3286,7 +3286,7 @@ int tinygpt_train_step(const float *params, float *grads, void *arena_mem, const
   return TINYGPT_OK;
 }
 
-/* decode: 77 steps; params 3337216 bytes, arena 28672 bytes. */
+/* decode: 61 steps; params 3337216 bytes, arena 28672 bytes. */
 int tinygpt_decode(const float *params, float *cache, float *arena, const int32_t *tokens,
     int64_t pos, float *logits) {
   if (pos < 0 || pos >= TINYGPT_DECODE_MAX_POS) return TINYGPT_ERR_INDEX_RANGE + 1;
@@ -3384,54 +3384,30 @@ int tinygpt_decode(const float *params, float *cache, float *arena, const int32_
   float *const t14 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
   ck_slice(t14, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
 
-  /* blocks.0.attn.q = permute(t15, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_0_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
-  const float *const t15 = t14; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t15[i0];
-    blocks_0_attn_q[i0] = e0;
-  }
-
   /* t17 = slice(blocks.0.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
   float *const t17 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
   ck_slice(t17, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
-
-  /* blocks.0.attn.k = permute(t18, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_0_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
-  const float *const t18 = t17; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t18[i0];
-    blocks_0_attn_k[i0] = e0;
-  }
 
   /* t20 = slice(blocks.0.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
   float *const t20 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
   ck_slice(t20, blocks_0_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
 
-  /* blocks.0.attn.v = permute(t21, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_0_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
-  const float *const t21 = t20; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t21[i0];
-    blocks_0_attn_v[i0] = e0;
-  }
-
   /* blocks.0.attn.y = attention(blocks.0.attn.q, blocks.0.attn.k, blocks.0.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
   float *const blocks_0_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
   float *const scratch_23 = arena + 3072; /* f32[64] at arena byte 12288 */
+  const float *const t15 = t14; /* view f32[8,1,4,32] */
+  const float *const blocks_0_attn_q = t15; /* view f32[8,4,1,32] */
+  const float *const t18 = t17; /* view f32[8,1,4,32] */
+  const float *const blocks_0_attn_k = t18; /* view f32[8,4,1,32] */
+  const float *const t21 = t20; /* view f32[8,1,4,32] */
+  const float *const blocks_0_attn_v = t21; /* view f32[8,4,1,32] */
   float *const blocks_0_attn_y_kcache = cache + 0; /* f32[32,64,32] rows 0..pos of the K/V cache */
   float *const blocks_0_attn_y_vcache = cache + 65536; /* f32[32,64,32] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_0_attn_y, blocks_0_attn_q, blocks_0_attn_k, blocks_0_attn_v, blocks_0_attn_y_kcache, blocks_0_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_23);
 
-  /* t24 = permute(blocks.0.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
-  float *const t24 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = blocks_0_attn_y[i0];
-    t24[i0] = e0;
-  }
-
   /* blocks.0.h = fused_matmul(blocks.0.attn.merged, blocks.0.attn.c_proj.weight, blocks.0.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
   float *const blocks_0_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const t24 = blocks_0_attn_y; /* view f32[8,1,4,32] */
   const float *const blocks_0_attn_merged = t24; /* view f32[8,1,128] */
   ck_matmul_f32(blocks_0_h, blocks_0_attn_merged, blocks_0_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 8; i0++) {
@@ -3496,54 +3472,30 @@ int tinygpt_decode(const float *params, float *cache, float *arena, const int32_
   float *const t51 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
   ck_slice(t51, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
 
-  /* blocks.1.attn.q = permute(t52, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_1_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
-  const float *const t52 = t51; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t52[i0];
-    blocks_1_attn_q[i0] = e0;
-  }
-
   /* t54 = slice(blocks.1.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
   float *const t54 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
   ck_slice(t54, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
-
-  /* blocks.1.attn.k = permute(t55, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_1_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
-  const float *const t55 = t54; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t55[i0];
-    blocks_1_attn_k[i0] = e0;
-  }
 
   /* t57 = slice(blocks.1.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
   float *const t57 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
   ck_slice(t57, blocks_1_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
 
-  /* blocks.1.attn.v = permute(t58, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_1_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
-  const float *const t58 = t57; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t58[i0];
-    blocks_1_attn_v[i0] = e0;
-  }
-
   /* blocks.1.attn.y = attention(blocks.1.attn.q, blocks.1.attn.k, blocks.1.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
   float *const blocks_1_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
   float *const scratch_60 = arena + 3072; /* f32[64] at arena byte 12288 */
+  const float *const t52 = t51; /* view f32[8,1,4,32] */
+  const float *const blocks_1_attn_q = t52; /* view f32[8,4,1,32] */
+  const float *const t55 = t54; /* view f32[8,1,4,32] */
+  const float *const blocks_1_attn_k = t55; /* view f32[8,4,1,32] */
+  const float *const t58 = t57; /* view f32[8,1,4,32] */
+  const float *const blocks_1_attn_v = t58; /* view f32[8,4,1,32] */
   float *const blocks_1_attn_y_kcache = cache + 131072; /* f32[32,64,32] rows 0..pos of the K/V cache */
   float *const blocks_1_attn_y_vcache = cache + 196608; /* f32[32,64,32] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_1_attn_y, blocks_1_attn_q, blocks_1_attn_k, blocks_1_attn_v, blocks_1_attn_y_kcache, blocks_1_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_60);
 
-  /* t61 = permute(blocks.1.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
-  float *const t61 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = blocks_1_attn_y[i0];
-    t61[i0] = e0;
-  }
-
   /* blocks.1.h = fused_matmul(blocks.1.attn.merged, blocks.1.attn.c_proj.weight, blocks.1.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
   float *const blocks_1_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const t61 = blocks_1_attn_y; /* view f32[8,1,4,32] */
   const float *const blocks_1_attn_merged = t61; /* view f32[8,1,128] */
   ck_matmul_f32(blocks_1_h, blocks_1_attn_merged, blocks_1_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 8; i0++) {
@@ -3608,54 +3560,30 @@ int tinygpt_decode(const float *params, float *cache, float *arena, const int32_
   float *const t88 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
   ck_slice(t88, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
 
-  /* blocks.2.attn.q = permute(t89, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_2_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
-  const float *const t89 = t88; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t89[i0];
-    blocks_2_attn_q[i0] = e0;
-  }
-
   /* t91 = slice(blocks.2.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
   float *const t91 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
   ck_slice(t91, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
-
-  /* blocks.2.attn.k = permute(t92, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_2_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
-  const float *const t92 = t91; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t92[i0];
-    blocks_2_attn_k[i0] = e0;
-  }
 
   /* t94 = slice(blocks.2.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
   float *const t94 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
   ck_slice(t94, blocks_2_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
 
-  /* blocks.2.attn.v = permute(t95, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_2_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
-  const float *const t95 = t94; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t95[i0];
-    blocks_2_attn_v[i0] = e0;
-  }
-
   /* blocks.2.attn.y = attention(blocks.2.attn.q, blocks.2.attn.k, blocks.2.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
   float *const blocks_2_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
   float *const scratch_97 = arena + 3072; /* f32[64] at arena byte 12288 */
+  const float *const t89 = t88; /* view f32[8,1,4,32] */
+  const float *const blocks_2_attn_q = t89; /* view f32[8,4,1,32] */
+  const float *const t92 = t91; /* view f32[8,1,4,32] */
+  const float *const blocks_2_attn_k = t92; /* view f32[8,4,1,32] */
+  const float *const t95 = t94; /* view f32[8,1,4,32] */
+  const float *const blocks_2_attn_v = t95; /* view f32[8,4,1,32] */
   float *const blocks_2_attn_y_kcache = cache + 262144; /* f32[32,64,32] rows 0..pos of the K/V cache */
   float *const blocks_2_attn_y_vcache = cache + 327680; /* f32[32,64,32] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_2_attn_y, blocks_2_attn_q, blocks_2_attn_k, blocks_2_attn_v, blocks_2_attn_y_kcache, blocks_2_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_97);
 
-  /* t98 = permute(blocks.2.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
-  float *const t98 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = blocks_2_attn_y[i0];
-    t98[i0] = e0;
-  }
-
   /* blocks.2.h = fused_matmul(blocks.2.attn.merged, blocks.2.attn.c_proj.weight, blocks.2.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
   float *const blocks_2_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const t98 = blocks_2_attn_y; /* view f32[8,1,4,32] */
   const float *const blocks_2_attn_merged = t98; /* view f32[8,1,128] */
   ck_matmul_f32(blocks_2_h, blocks_2_attn_merged, blocks_2_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 8; i0++) {
@@ -3720,54 +3648,30 @@ int tinygpt_decode(const float *params, float *cache, float *arena, const int32_
   float *const t125 = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
   ck_slice(t125, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 0, 1, 128);
 
-  /* blocks.3.attn.q = permute(t126, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_3_attn_q = arena + 1024; /* f32[8,4,1,32] at arena byte 4096 */
-  const float *const t126 = t125; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t126[i0];
-    blocks_3_attn_q[i0] = e0;
-  }
-
   /* t128 = slice(blocks.3.attn.qkv, axis=2, start=128, end=256)  f32[8,1,128] */
   float *const t128 = arena + 5120; /* f32[8,1,128] at arena byte 20480 */
   ck_slice(t128, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 128, 1, 128);
-
-  /* blocks.3.attn.k = permute(t129, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_3_attn_k = arena + 5120; /* f32[8,4,1,32] at arena byte 20480 */
-  const float *const t129 = t128; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t129[i0];
-    blocks_3_attn_k[i0] = e0;
-  }
 
   /* t131 = slice(blocks.3.attn.qkv, axis=2, start=256, end=384)  f32[8,1,128] */
   float *const t131 = arena + 6144; /* f32[8,1,128] at arena byte 24576 */
   ck_slice(t131, blocks_3_attn_qkv, sizeof(float), 8, 384, 1, 256, 1, 128);
 
-  /* blocks.3.attn.v = permute(t132, perm=(0,2,1,3))  f32[8,4,1,32] */
-  float *const blocks_3_attn_v = arena + 6144; /* f32[8,4,1,32] at arena byte 24576 */
-  const float *const t132 = t131; /* view f32[8,1,4,32] */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = t132[i0];
-    blocks_3_attn_v[i0] = e0;
-  }
-
   /* blocks.3.attn.y = attention(blocks.3.attn.q, blocks.3.attn.k, blocks.3.attn.v, causal=1, scale=0.176776695)  f32[8,4,1,32] */
   float *const blocks_3_attn_y = arena + 2048; /* f32[8,4,1,32] at arena byte 8192 */
   float *const scratch_134 = arena + 3072; /* f32[64] at arena byte 12288 */
+  const float *const t126 = t125; /* view f32[8,1,4,32] */
+  const float *const blocks_3_attn_q = t126; /* view f32[8,4,1,32] */
+  const float *const t129 = t128; /* view f32[8,1,4,32] */
+  const float *const blocks_3_attn_k = t129; /* view f32[8,4,1,32] */
+  const float *const t132 = t131; /* view f32[8,1,4,32] */
+  const float *const blocks_3_attn_v = t132; /* view f32[8,4,1,32] */
   float *const blocks_3_attn_y_kcache = cache + 393216; /* f32[32,64,32] rows 0..pos of the K/V cache */
   float *const blocks_3_attn_y_vcache = cache + 458752; /* f32[32,64,32] rows 0..pos of the K/V cache */
   ck_attention_decode_f32(blocks_3_attn_y, blocks_3_attn_q, blocks_3_attn_k, blocks_3_attn_v, blocks_3_attn_y_kcache, blocks_3_attn_y_vcache, 32, pos, 64, 32, 32, 0.176776692f, scratch_134);
 
-  /* t135 = permute(blocks.3.attn.y, perm=(0,2,1,3))  f32[8,1,4,32] */
-  float *const t135 = arena + 2048; /* f32[8,1,4,32] at arena byte 8192 */
-  for (int64_t i0 = 0; i0 < 1024; i0++) {
-    const float e0 = blocks_3_attn_y[i0];
-    t135[i0] = e0;
-  }
-
   /* blocks.3.h = fused_matmul(blocks.3.attn.merged, blocks.3.attn.c_proj.weight, blocks.3.attn.c_proj.bias, x, transpose_b=1, body="add($0,$1); add($2,t0)")  f32[8,1,128] */
   float *const blocks_3_h = arena + 1024; /* f32[8,1,128] at arena byte 4096 */
+  const float *const t135 = blocks_3_attn_y; /* view f32[8,1,4,32] */
   const float *const blocks_3_attn_merged = t135; /* view f32[8,1,128] */
   ck_matmul_f32(blocks_3_h, blocks_3_attn_merged, blocks_3_attn_c_proj_weight, 1, 8, 128, 128, 0, 1, 0, 0);
   for (int64_t i0 = 0; i0 < 8; i0++) {
