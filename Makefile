@@ -89,7 +89,10 @@ $(BUILD)/test-suite/unit/run_unit.o: test-suite/unit/run_unit.c $(BUILD)/test-su
 	$(CC) $(WARN) $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 $(BUILD)/test-suite/unit/%.o: test-suite/unit/%.c $(wildcard rt-min/*.h) | $(BUILD)/grammar/ckm.tab.h $(BUILD)/grammar/lex.yy.h
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -Wno-missing-prototypes $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+	$(CC) $(WARN) -Wno-missing-prototypes $(ALL_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+# the headers each test includes (rt-min/x86 ones too): a kernel header that
+# changes rebuilds its tests, not only the kernels
+-include $(UNIT_OBJ:.o=.d)
 # Fast x86 kernels (rt-min/x86): each ISA file gets its own -march, outside
 # libckc (which stays baseline x86-64); linked into run_unit for their tests.
 X86_OBJ :=
@@ -99,13 +102,14 @@ endif
 X86_CFLAGS = -std=c99 -Wall -Wextra -Werror -O3 -g -Irt-min $(SAN)
 $(BUILD)/rt-min/x86/%_avx512.o: rt-min/x86/%_avx512.c $(wildcard rt-min/x86/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(X86_CFLAGS) -march=x86-64-v4 -mprefer-vector-width=512 -c $< -o $@
+	$(CC) $(X86_CFLAGS) -march=x86-64-v4 -mprefer-vector-width=512 -MMD -MP -c $< -o $@
 $(BUILD)/rt-min/x86/%_avx2.o: rt-min/x86/%_avx2.c $(wildcard rt-min/x86/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(X86_CFLAGS) -march=x86-64-v3 -c $< -o $@
+	$(CC) $(X86_CFLAGS) -march=x86-64-v3 -MMD -MP -c $< -o $@
 $(BUILD)/rt-min/x86/%.o: rt-min/x86/%.c $(wildcard rt-min/x86/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(X86_CFLAGS) -c $< -o $@
+	$(CC) $(X86_CFLAGS) -MMD -MP -c $< -o $@
+-include $(X86_OBJ:.o=.d)
 $(BUILD)/run_unit: $(BUILD)/test-suite/unit/run_unit.o $(UNIT_OBJ) $(BUILD)/libckc.a $(X86_OBJ)
 	$(CC) $(OPT) $(SAN) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
 
