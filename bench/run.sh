@@ -17,6 +17,8 @@ x86="-std=c99 -O3 -Wall -Wextra -Werror"
 $CC $x86 -march=x86-64-v4 -mprefer-vector-width=512 -c rt-min/x86/ck_gemm_avx512.c -o "$out/ck_gemm_avx512.o"
 $CC $x86 -march=x86-64-v3 -c rt-min/x86/ck_gemm_avx2.c -o "$out/ck_gemm_avx2.o"
 $CC $x86 -c rt-min/x86/ck_gemm.c -o "$out/ck_gemm.o"
+$CC $x86 -march=x86-64-v4 -mprefer-vector-width=512 -c rt-min/x86/ck_gemm_small_avx512.c -o "$out/ck_gemm_small_avx512.o"
+$CC $x86 -c rt-min/x86/ck_gemm_small.c -o "$out/ck_gemm_small.o"
 $CC $x86 -c rt-min/x86/ck_pool.c -o "$out/ck_pool.o"
 $CC -std=c99 -O2 -Wall -Wextra -Werror -I. $blas_inc bench/sgemm.c "$out"/ck_*.o \
   -lopenblas -lpthread -lm -o "$out/sgemm"

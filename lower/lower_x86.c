@@ -17,11 +17,20 @@
  *   ck_attention_f32(...) / ck_attention_backward_f32(...)
  *     -> ck_x86_attention_f32(pool, ...) / ck_x86_attention_backward_f32(pool, ...)
  *
- * the same arguments on the pool, split over (batch, head) items; likewise
+ * the same arguments on the pool, split over (batch, head) items; and where
+ * q, k, v are head-split copies of one qkv buffer (and the output, dout and
+ * qkv's gradient head merges), ck_x86_attention_heads_f32 /
+ * _heads_backward_f32 read and write them in place and the copies go
+ * (lower_x86_heads below); likewise
  * ck_layernorm_f32 / ck_layernorm_backward_f32 -> ck_x86_layernorm_*(pool, ...),
  * and ck_sum_f32 -> ck_x86_sum_f32(pool, ...), split over fixed row (and
  * column) blocks. All bitwise equal to the reference kernels
- * (rt-min/x86/ck_x86_kernels.h).
+ * (rt-min/x86/ck_x86_kernels.h). A layernorm's gradients (recompute,
+ * memsets, accumulating backward, and the bias gradient's sum of dy) become
+ * one ck_x86_layernorm_backward_set_f32 call that sets dx, dweight and
+ * dbias, with the same bits (lower_x86_fold_norm_bwd), and an embedding's
+ * gradient (memset, scatter-add, tied join, grads add) one
+ * ck_x86_embedding_grad_f32 pass over the table (lower_x86_fold_embedding_grad).
  *
  *   ck_cross_entropy_f32(...) / ck_cross_entropy_backward_f32(...)
  *     -> ck_x86_cross_entropy_f32(pool, ...) / ck_x86_cross_entropy_backward_f32(pool, ...)
@@ -36,13 +45,19 @@
  * step (rt-min/x86/ck_x86_conv.h; rounding differs from the reference as a
  * GEMM's does), and a conv bias gradient (two sum steps over the same dy)
  * is folded into the conv backward step that reads dy; ck_maxpool2d_f32 / _backward_f32 -> ck_x86_maxpool2d_*(pool,
- * ...), bitwise equal, split over (n, c) planes.
+ * ...), bitwise equal, split over (n, c) planes. A conv feeding only a relu
+ * (whose other readers are relu-gradient masks) becomes
+ * ck_x86_conv2d_relu_f32, a max pool of that relu's output is run inside
+ * the conv's chunks (ck_x86_conv2d_relu_maxpool2d_f32), and memset + pool
+ * backward + relu mask become ck_x86_maxpool2d_relu_backward_f32: all with
+ * the bits of the steps they replace.
  *
  *   ck_gemm_f32(pool, out, a, b, batch, M, ...) with M <= 8 rows
  *     -> ck_gemm_small_f32(pool, out, a, b, batch, M, ...)
  *
  * decoding's products read the weights in place, never packing them
  * (rt-min/x86/ck_gemm_small.h); the same bits as ck_gemm_f32. */
+#include <stdint.h>
 #include <string.h>
 
 #include "lower/lower.h"
@@ -281,6 +296,247 @@ static bool lower_x86_fold_conv_bias(LowerProgram *p, int si) {
   return false;
 }
 
+/* Whether buffer b (its root) is mentioned by step s in any way. */
+static bool lower_x86_mentions(const LowerStep *s, const LowerBuf *b) {
+  bool hit = lower_buf_root(s->out) == b || (s->scratch && lower_buf_root(s->scratch) == b);
+  for (int k = 0; k < s->noperands; k++) hit = hit || lower_buf_root(s->operands[k]) == b;
+  for (int k = 0; k < s->nargs; k++)
+    hit = hit || (s->args[k].kind == LOWER_ARG_BUF && lower_buf_root(s->args[k].buf) == b);
+  return hit;
+}
+
+/* Whether operand k of loop step s (k = -1: its out) walks a whole dense
+ * buffer of numel elements in index order. */
+static bool lower_x86_dense_walk(const LowerStep *s, int k, int64_t numel) {
+  int64_t stride = 1, total = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    if ((k < 0 ? s->out_strides[d] : s->strides[k][d]) != stride && s->extents[d] != 1) return false;
+    stride *= s->extents[d];
+    total *= s->extents[d];
+  }
+  return total == numel;
+}
+
+/* The fused layernorm backward at si, then the residual join of its dx:
+ *   ck_x86_layernorm_backward_set_f32(..., dx, ..., res = NULL, ...)
+ *   out = add(r, dx)  (or add(dx, r)), dx read nowhere else
+ *   -> ck_x86_layernorm_backward_set_f32(..., out, ..., res = r, ...)
+ * the kernel writes r + dx's value itself (the same bits: float addition
+ * commutes), so dx is never stored and read back. */
+static void lower_x86_fold_residual(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  if (si + 1 >= p->steps.len || s->args[1].kind != LOWER_ARG_BUF) return;
+  LowerBuf *dx = s->args[1].buf;
+  LowerStep *a = p->steps.items[si + 1];
+  if (a->kind != LOWER_STEP_LOOP || a->noperands != 2 || a->nbody != 3 || a->out_offset != 0 ||
+      a->body[0].kind != LOWER_I_LOAD || a->body[1].kind != LOWER_I_LOAD || a->body[2].kind != LOWER_I_OP ||
+      a->body[2].op != IR_OP_ADD || a->body[0].a == a->body[1].a || a->body[2].a != 0 || a->body[2].b != 1)
+    return;
+  int k = a->operands[0] == dx ? 0 : a->operands[1] == dx ? 1 : -1;
+  if (k < 0 || a->operands[1 - k] == dx || lower_buf_root(dx) != dx || dx->alias_of || lower_x86_refs(p, dx) != 2)
+    return;
+  LowerBuf *out = a->out, *r = a->operands[1 - k];
+  if (out == r || out->kind != LOWER_BUF_ARENA || out->dtype != CK_DT_F32 || r->dtype != CK_DT_F32 ||
+      lower_buf_root(out) != out || out->alias_of || out->numel != dx->numel || r->numel != dx->numel ||
+      !lower_x86_dense_walk(a, -1, dx->numel) || !lower_x86_dense_walk(a, 0, dx->numel) ||
+      !lower_x86_dense_walk(a, 1, dx->numel))
+    return;
+  s->args[1].buf = out;
+  s->args[9].kind = LOWER_ARG_BUF;
+  s->args[9].buf = r;
+  s->args[9].operand = -1;
+  if (s->out == dx) s->out = out;
+  lower_x86_drop(p, si + 1);
+}
+
+/* A layernorm's gradients as lower_norm_bwd writes them (after the renames):
+ *   ck_x86_layernorm_f32(pool, junk, mean, rstd, x, NULL, NULL, rows, n, eps)
+ *   memset(dx); memset(dw)            (those that exist)
+ *   ck_x86_layernorm_backward_f32(pool, dx, dw, NULL, dy, x, w, mean, rstd, rows, n)
+ * plus, later, the bias gradient ck_x86_sum_f32(pool, db, dy, 1, rows, n)
+ *   -> ck_x86_layernorm_backward_set_f32(pool, dx, dw, db, mean, rstd, dy, x, w, NULL, rows, n, eps)
+ * one call that sets its outputs: the normalised output nobody reads is not
+ * written, dx and dw are not zeroed, dy is read by one kernel instead of two.
+ * The kernel promises the sequence's bits (rt-min/x86/ck_x86_kernels.h). */
+static bool lower_x86_fold_norm_bwd(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  if (s->kind != LOWER_STEP_KERNEL || !s->kernel || strcmp(s->kernel, "ck_x86_layernorm_f32") != 0 ||
+      s->rank != 0 || s->nargs != 10 || s->args[1].kind != LOWER_ARG_BUF || s->args[2].kind != LOWER_ARG_BUF ||
+      s->args[3].kind != LOWER_ARG_BUF || s->args[4].kind != LOWER_ARG_BUF || s->args[5].kind != LOWER_ARG_NULL ||
+      s->args[6].kind != LOWER_ARG_NULL)
+    return false;
+  int bi = si + 1;
+  while (bi < p->steps.len && p->steps.items[bi]->kind == LOWER_STEP_ZERO && bi < si + 3) bi++;
+  if (bi >= p->steps.len) return false;
+  LowerStep *b = p->steps.items[bi];
+  if (b->kind != LOWER_STEP_KERNEL || !b->kernel || strcmp(b->kernel, "ck_x86_layernorm_backward_f32") != 0 ||
+      b->rank != 0 || b->nargs != 11 || b->args[3].kind != LOWER_ARG_NULL || b->args[4].kind != LOWER_ARG_BUF ||
+      b->args[5].kind != LOWER_ARG_BUF || b->args[5].buf != s->args[4].buf || b->args[7].kind != LOWER_ARG_BUF ||
+      b->args[7].buf != s->args[2].buf || b->args[8].kind != LOWER_ARG_BUF || b->args[8].buf != s->args[3].buf ||
+      b->args[9].kind != LOWER_ARG_INT || s->args[7].kind != LOWER_ARG_INT || b->args[9].i != s->args[7].i ||
+      b->args[10].kind != LOWER_ARG_INT || s->args[8].kind != LOWER_ARG_INT || b->args[10].i != s->args[8].i)
+    return false;
+  LowerBuf *dx = b->args[1].kind == LOWER_ARG_BUF ? b->args[1].buf : NULL;
+  LowerBuf *dw = b->args[2].kind == LOWER_ARG_BUF ? b->args[2].buf : NULL;
+  LowerBuf *junk = s->args[1].buf, *dy = b->args[4].buf;
+  if ((!dx && !dw) || (dx ? junk != dx : lower_x86_refs(p, junk) != 1)) return false;
+  for (int k = si + 1; k < bi; k++) { /* the zeroing of exactly dx and dw */
+    const LowerBuf *z = p->steps.items[k]->out;
+    if (z != dx && z != dw) return false;
+  }
+  if (bi - si - 1 != (dx != NULL) + (dw != NULL)) return false;
+  /* the bias gradient: a later sum of the same dy, dy and db untouched in between */
+  int64_t rows = s->args[7].i, n = s->args[8].i;
+  LowerBuf *db = NULL;
+  int sumi = -1;
+  for (int k = bi + 1; k < p->steps.len && sumi < 0; k++) {
+    LowerStep *t = p->steps.items[k];
+    if (lower_x86_is_sum(t, dy, 1, rows, n) && t->out->kind == LOWER_BUF_ARENA && t->out->dtype == CK_DT_F32 &&
+        t->out->numel == n && !t->out->alias_of && lower_buf_root(t->out) == t->out) {
+      bool clean = true;
+      for (int j = bi + 1; j < k && clean; j++) {
+        const LowerStep *u = p->steps.items[j];
+        clean = !lower_x86_mentions(u, t->out) &&
+                (u->kind == LOWER_STEP_LOOP ? lower_buf_root(u->out) != lower_buf_root(dy)
+                                            : !lower_x86_mentions(u, lower_buf_root(dy)));
+      }
+      if (clean) db = t->out, sumi = k;
+      break;
+    }
+    if (lower_buf_root(t->out) == lower_buf_root(dy)) break; /* dy rewritten: no later sum is of this dy */
+  }
+  LowerArg *args = CKC_NEW_ARRAY(p->module->arena, LowerArg, 13);
+  args[0] = s->args[0];            /* pool */
+  args[1] = b->args[1];            /* dx */
+  args[2] = b->args[2];            /* dw */
+  args[3] = b->args[3];            /* db: NULL unless folded below */
+  if (db) {
+    args[3].kind = LOWER_ARG_BUF;
+    args[3].buf = db;
+    args[3].operand = -1;
+  }
+  args[4] = s->args[2];            /* mean */
+  args[5] = s->args[3];            /* rstd */
+  args[6] = b->args[4];            /* dy */
+  args[7] = b->args[5];            /* x */
+  args[8] = b->args[6];            /* w */
+  args[9] = b->args[3];            /* res: NULL unless folded below */
+  args[10] = s->args[7];           /* rows */
+  args[11] = s->args[8];           /* n */
+  args[12] = s->args[9];           /* eps */
+  s->kernel = "ck_x86_layernorm_backward_set_f32";
+  s->args = args;
+  s->nargs = 13;
+  s->out = b->out;
+  s->scratch = b->scratch;
+  if (sumi >= 0) lower_x86_drop(p, sumi);
+  for (int k = bi; k > si; k--) lower_x86_drop(p, k);
+  lower_x86_fold_residual(p, si);
+  return true;
+}
+
+/* An embedding's gradient as the c99 lowering writes it:
+ *   memset(e); ck_embedding_backward_f32(e, dy, idx, n, V, C)
+ *   [u = add(t, e)]            a tied head's gradient t (either operand order)
+ *   grads[w] += u (or e)
+ *   -> ck_x86_embedding_grad_f32(pool, grads[w], t or NULL, dy, idx, n, V, C, ws)
+ * one pass over the table instead of four (rt-min/x86/ck_x86_nn.h: the same
+ * bits), and the table-sized temporaries e and u are gone (GPT-2: 154 MB
+ * each, and the memset was one thread). ws: V + 1 + n int32 for the
+ * kernel's counting sort of idx, planned here like the conv workspace. The
+ * fused step takes the place of the grads add; nothing between reads or
+ * writes e, u, dy, idx, t or grads[w]. */
+static bool lower_x86_fold_embedding_grad(LowerProgram *p, int ki) {
+  LowerStep *k = p->steps.items[ki];
+  if (k->kind != LOWER_STEP_KERNEL || !k->kernel || strcmp(k->kernel, "ck_embedding_backward_f32") != 0 ||
+      k->rank != 0 || k->nargs != 6 || ki < 1 || k->args[0].kind != LOWER_ARG_BUF || k->args[1].kind != LOWER_ARG_BUF ||
+      k->args[2].kind != LOWER_ARG_BUF || k->args[3].kind != LOWER_ARG_INT || k->args[4].kind != LOWER_ARG_INT ||
+      k->args[5].kind != LOWER_ARG_INT)
+    return false;
+  LowerBuf *e = k->args[0].buf, *dy = k->args[1].buf, *idx = k->args[2].buf;
+  LowerStep *z = p->steps.items[ki - 1];
+  if (z->kind != LOWER_STEP_ZERO || z->out != e || e->kind != LOWER_BUF_ARENA || e->dtype != CK_DT_F32 ||
+      e->alias_of || lower_buf_root(e) != e)
+    return false;
+  int64_t n = k->args[3].i, V = k->args[4].i, C = k->args[5].i;
+  if (n < 0 || V < 1 || C < 1 || e->numel != V * C || V + 1 + n > INT32_MAX) return false;
+  /* the grads add, and the optional tied join before it */
+  int ai = -1, gi = -1;
+  LowerBuf *t = NULL, *u = e;
+  for (int j = ki + 1; j < p->steps.len && gi < 0; j++) {
+    LowerStep *s = p->steps.items[j];
+    if (ai < 0 && u == e && s->kind == LOWER_STEP_LOOP && s->noperands == 2 && s->nbody == 3 && s->out_offset == 0 &&
+        s->body[0].kind == LOWER_I_LOAD && s->body[1].kind == LOWER_I_LOAD && s->body[0].a != s->body[1].a &&
+        s->body[2].kind == LOWER_I_OP && s->body[2].op == IR_OP_ADD && s->body[2].a == 0 && s->body[2].b == 1 &&
+        (s->operands[0] == e) != (s->operands[1] == e)) {
+      t = s->operands[0] == e ? s->operands[1] : s->operands[0];
+      if (t->dtype != CK_DT_F32 || t->numel != e->numel || s->out->kind != LOWER_BUF_ARENA || s->out->alias_of ||
+          lower_buf_root(s->out) != s->out || !lower_x86_dense_walk(s, -1, e->numel) ||
+          !lower_x86_dense_walk(s, 0, e->numel) || !lower_x86_dense_walk(s, 1, e->numel))
+        return false;
+      ai = j;
+      u = s->out;
+      continue;
+    }
+    if (lower_x86_grad_add(s) == u) {
+      gi = j;
+      break;
+    }
+    /* anything else in between must leave the fold's buffers alone */
+    const LowerBuf *keep[6] = {e, u, lower_buf_root(dy), lower_buf_root(idx), t ? lower_buf_root(t) : NULL, NULL};
+    for (int q = 0; q < 5; q++)
+      if (keep[q] && lower_x86_mentions(s, keep[q])) return false;
+    if (s->out->kind == LOWER_BUF_GRAD) return false; /* grads[w] may be this one */
+  }
+  if (gi < 0 || lower_x86_refs(p, e) != 3 || (ai >= 0 && lower_x86_refs(p, u) != 2)) return false;
+  LowerStep *g = p->steps.items[gi];
+  CkcArena *a = p->module->arena;
+  LowerBuf *ws = CKC_NEW(a, LowerBuf);
+  ws->id = p->bufs.len;
+  ws->kind = LOWER_BUF_ARENA;
+  ws->dtype = CK_DT_F32; /* int32 in the kernel: the same size */
+  ws->shape.rank = 1;
+  ws->shape.dims[0] = V + 1 + n;
+  ws->numel = V + 1 + n;
+  ws->bytes = ws->numel * 4;
+  ws->first_def = ws->last_use = -1;
+  ws->index_input = -1;
+  const char *name = ckc_arena_printf(a, "embed_ws_%d", ws->id);
+  for (int i = 0, q = 2; i < p->bufs.len; i++)
+    if (p->bufs.items[i]->cname && strcmp(p->bufs.items[i]->cname, name) == 0) {
+      name = ckc_arena_printf(a, "embed_ws_%d_%d", ws->id, q++);
+      i = -1;
+    }
+  ws->name = ws->cname = name;
+  CKC_VEC_PUSH(a, p->bufs, ws);
+  LowerArg *args = CKC_NEW_ARRAY(a, LowerArg, 10);
+  memset(args, 0, 10 * sizeof *args);
+  args[0].kind = LOWER_ARG_POOL;
+  for (int q = 0; q < 10; q++) args[q].operand = -1;
+  args[1].kind = LOWER_ARG_BUF;
+  args[1].buf = g->out;
+  args[2].kind = t ? LOWER_ARG_BUF : LOWER_ARG_NULL;
+  args[2].buf = t;
+  args[3] = k->args[1]; /* dy */
+  args[4] = k->args[2]; /* idx */
+  args[5] = k->args[3]; /* n */
+  args[6] = k->args[4]; /* V */
+  args[7] = k->args[5]; /* C */
+  args[8].kind = LOWER_ARG_BUF;
+  args[8].buf = ws;
+  k->kernel = "ck_x86_embedding_grad_f32";
+  k->args = args;
+  k->nargs = 9;
+  k->out = g->out;
+  k->scratch = ws;
+  if (ai >= 0) k->node = p->steps.items[ai]->node; /* its comment: grads[w] += the joined gradient */
+  p->steps.items[gi] = k; /* the fused step where the grads add was */
+  if (ai >= 0) lower_x86_drop(p, ai);
+  lower_x86_drop(p, ki);
+  lower_x86_drop(p, ki - 1);
+  return true;
+}
+
 /* Rows at or below which a GEMM reads B in place (CK_GEMM_SMALL_MAX_M of
  * rt-min/x86/ck_gemm_small.h). */
 #define LOWER_X86_SMALL_M 8
@@ -297,6 +553,531 @@ static void lower_x86_small_gemm(LowerStep *s) {
   if (batch->kind != LOWER_ARG_INT || m->kind != LOWER_ARG_INT || bs->kind != LOWER_ARG_INT) return;
   int64_t rows = bs->i == 0 ? batch->i * m->i : m->i;
   if (m->i >= 1 && rows <= LOWER_X86_SMALL_M) s->kernel = "ck_gemm_small_f32";
+}
+
+/* ---- attention heads in place ------------------------------------------------------------
+ * A transformer block splits qkv into heads and merges them back with copies:
+ *   t = ck_slice(qkv, columns start .. start + H*Dh)    (one each for q, k, v)
+ *   q = ck_permute(t viewed [B,T,H,Dh], (0,2,1,3))      [B,H,T,Dh]
+ *   y = ck_x86_attention_f32(pool, y, q, k, v, B*H, T, S, Dh, Dv, ...)
+ *   u = ck_permute(y, (0,2,1,3))                       [B,T,H,Dv], the merged rows
+ * and train_step's backward reads the same q, k, v and a dout permuted from
+ * the merged rows' gradient. The heads kernels (rt-min/x86/ck_x86_kernels.h)
+ * address every operand with (offset, batch, head, row) strides, so
+ *   ck_x86_attention_heads_f32(pool, u, qkv, qkv, qkv, lay, B, H, T, S, Dh, Dv, ...)
+ * reads the heads where the GEMM wrote them and writes the merged rows
+ * itself: the copies and their arena slots go, and every element keeps its
+ * bits. A copy goes only when attention steps are all that read it; any
+ * other operand is passed as the contiguous [B,H,T,D] it is. */
+
+/* One attention operand: the buffer passed and its four layout numbers
+ * (element offset, batch, head and row strides). */
+typedef struct LowerX86View {
+  LowerBuf *buf;
+  int64_t lay[4];
+} LowerX86View;
+
+static bool lower_x86_kernel_is(const LowerStep *s, const char *kernel, int nargs) {
+  return s->kind == LOWER_STEP_KERNEL && s->kernel && strcmp(s->kernel, kernel) == 0 && s->rank == 0 &&
+         s->nargs == nargs;
+}
+
+/* Whether step s mentions storage root (out, operand, argument or scratch). */
+static bool lower_x86_heads_touch(const LowerStep *s, const LowerBuf *root) {
+  if (lower_buf_root(s->out) == root || (s->scratch && lower_buf_root(s->scratch) == root)) return true;
+  for (int k = 0; k < s->noperands; k++)
+    if (lower_buf_root(s->operands[k]) == root) return true;
+  for (int k = 0; k < s->nargs; k++)
+    if (s->args[k].kind == LOWER_ARG_BUF && lower_buf_root(s->args[k].buf) == root) return true;
+  return false;
+}
+
+static int lower_x86_nuses(const LowerProgram *p, const LowerBuf *root) {
+  int n = 0;
+  for (int si = 0; si < p->steps.len; si++) n += lower_x86_heads_touch(p->steps.items[si], root);
+  return n;
+}
+
+/* The one step that writes root, or -1 (none, or several). */
+static int lower_x86_writer(const LowerProgram *p, const LowerBuf *root) {
+  int w = -1;
+  for (int si = 0; si < p->steps.len; si++)
+    if (lower_buf_root(p->steps.items[si]->out) == root) {
+      if (w >= 0) return -1;
+      w = si;
+    }
+  return w;
+}
+
+/* Whether a step after `after` (up to `upto`, inclusive) writes root. */
+static bool lower_x86_written(const LowerProgram *p, const LowerBuf *root, int after, int upto) {
+  for (int si = after + 1; si <= upto && si < p->steps.len; si++)
+    if (lower_buf_root(p->steps.items[si]->out) == root) return true;
+  return false;
+}
+
+/* Step s is ck_permute(out, x, 4, ...) swapping the two middle dims of a
+ * 4-d f32 tensor (dims: its input's [d0, d1, d2, d3]), or the same with a
+ * unit d0 collapsed away (3-d, perm (1, 0, 2)). */
+static bool lower_x86_swap(const LowerStep *s, int64_t d[4]) {
+  if (!lower_x86_kernel_is(s, "ck_permute", 6) || s->args[0].kind != LOWER_ARG_BUF ||
+      s->args[1].kind != LOWER_ARG_BUF || s->args[2].kind != LOWER_ARG_ELSIZE || s->args[2].dtype != CK_DT_F32 ||
+      s->args[3].kind != LOWER_ARG_INT || s->args[4].kind != LOWER_ARG_INTS || s->args[5].kind != LOWER_ARG_INTS ||
+      s->args[4].nints != s->args[3].i || s->args[5].nints != s->args[3].i)
+    return false;
+  const int64_t *dims = s->args[4].ints, *pm = s->args[5].ints;
+  if (s->args[3].i == 4 && pm[0] == 0 && pm[1] == 2 && pm[2] == 1 && pm[3] == 3) {
+    for (int i = 0; i < 4; i++) d[i] = dims[i];
+    return true;
+  }
+  if (s->args[3].i == 3 && pm[0] == 1 && pm[1] == 0 && pm[2] == 2) {
+    d[0] = 1;
+    for (int i = 0; i < 3; i++) d[i + 1] = dims[i];
+    return true;
+  }
+  return false;
+}
+
+/* Whether every step that reads x, but its writer w, is an attention step
+ * reading it as q, k or v (forward args 2..4, backward args 5..7). */
+static bool lower_x86_only_attention(const LowerProgram *p, const LowerBuf *x, int w) {
+  for (int si = 0; si < p->steps.len; si++) {
+    const LowerStep *s = p->steps.items[si];
+    if (si == w || !lower_x86_heads_touch(s, x)) continue;
+    int lo, hi;
+    if (lower_x86_kernel_is(s, "ck_x86_attention_f32", 13) || lower_x86_kernel_is(s, "ck_x86_attention_heads_f32", 15))
+      lo = 2, hi = 4;
+    else if (lower_x86_kernel_is(s, "ck_x86_attention_backward_f32", 16) ||
+             lower_x86_kernel_is(s, "ck_x86_attention_heads_backward_f32", 18))
+      lo = 5, hi = 7;
+    else
+      return false;
+    if (lower_buf_root(s->out) == x || (s->scratch && lower_buf_root(s->scratch) == x)) return false;
+    for (int k = 0; k < s->nargs; k++)
+      if (s->args[k].kind == LOWER_ARG_BUF && lower_buf_root(s->args[k].buf) == x && (k < lo || k > hi))
+        return false;
+  }
+  return true;
+}
+
+/* q, k or v of attention step si (rows x cols per item, items = B*H) as
+ * the slice of a wider buffer it was copied from: x = permute(view of
+ * ck_slice(base, columns start.., step 1)), x read by attention steps only,
+ * the slice by the permute only, base not written after the slice. Sets
+ * *H and v (offset start, batch stride T*n, head stride Dh, row stride n). */
+static bool lower_x86_head_src(const LowerProgram *p, LowerBuf *x, int si, int64_t items, int64_t rows,
+                               int64_t cols, int64_t *H, LowerX86View *v) {
+  int64_t d[4];
+  if (!x || lower_buf_root(x) != x || x->kind != LOWER_BUF_ARENA) return false;
+  int pi = lower_x86_writer(p, x);
+  if (pi < 0 || pi > si || !lower_x86_swap(p->steps.items[pi], d) || p->steps.items[pi]->args[0].buf != x)
+    return false;
+  if (d[1] != rows || d[3] != cols || d[0] * d[2] != items || !lower_x86_only_attention(p, x, pi)) return false;
+  LowerBuf *t = lower_buf_root(p->steps.items[pi]->args[1].buf);
+  int ti = lower_x86_writer(p, t);
+  if (ti < 0 || ti > pi || lower_x86_nuses(p, t) != 2) return false;
+  const LowerStep *sl = p->steps.items[ti];
+  if (!lower_x86_kernel_is(sl, "ck_slice", 9) || sl->args[0].kind != LOWER_ARG_BUF || sl->args[0].buf != t ||
+      sl->args[1].kind != LOWER_ARG_BUF || sl->args[2].dtype != CK_DT_F32)
+    return false;
+  for (int k = 3; k < 9; k++)
+    if (sl->args[k].kind != LOWER_ARG_INT) return false;
+  int64_t outer = sl->args[3].i, n = sl->args[4].i, inner = sl->args[5].i, start = sl->args[6].i;
+  if (inner != 1 || sl->args[7].i != 1 || sl->args[8].i != d[2] * d[3] || outer != d[0] * d[1]) return false;
+  LowerBuf *base = sl->args[1].buf;
+  if (lower_x86_written(p, lower_buf_root(base), ti, p->steps.len - 1)) return false;
+  *H = d[2];
+  v->buf = base;
+  v->lay[0] = start, v->lay[1] = rows * n, v->lay[2] = cols, v->lay[3] = n;
+  return true;
+}
+
+/* The contiguous [B, H, rows, cols] layout of an operand that stays as it is. */
+static void lower_x86_dense(LowerX86View *v, LowerBuf *b, int64_t H, int64_t rows, int64_t cols) {
+  v->buf = b;
+  v->lay[0] = 0, v->lay[1] = H * rows * cols, v->lay[2] = rows * cols, v->lay[3] = cols;
+}
+
+/* A buffer written by attention step si and read by one heads-merging
+ * permute u = permute(y, (0,2,1,3)) ([B,H,T,Dv] -> [B,T,H,Dv]) only: the
+ * step writes u instead (the permute goes with the dead copies). Also for
+ * the gradient dout read by a backward step: written by one heads-splitting
+ * permute of the merged rows' gradient (read as those rows, the permute
+ * dies). dir 0: y (output), 1: dout (input). */
+static bool lower_x86_merged(const LowerProgram *p, LowerBuf *y, int si, int dir, int64_t items, int64_t T,
+                             int64_t Dv, int64_t *H, LowerX86View *v, int *permute) {
+  int64_t d[4];
+  if (!y || lower_buf_root(y) != y || y->kind != LOWER_BUF_ARENA || lower_x86_nuses(p, y) != 2) return false;
+  int qi = -1;
+  if (dir == 0) {
+    for (int k = si + 1; k < p->steps.len && qi < 0; k++)
+      if (lower_x86_heads_touch(p->steps.items[k], y)) qi = k;
+  } else {
+    qi = lower_x86_writer(p, y);
+  }
+  if (qi < 0 || (dir == 0 ? qi <= si : qi >= si)) return false;
+  const LowerStep *q = p->steps.items[qi];
+  if (!lower_x86_swap(q, d) || q->args[dir == 0 ? 1 : 0].buf != y) return false;
+  int64_t h = dir == 0 ? d[1] : d[2], t = dir == 0 ? d[2] : d[1];
+  if (t != T || d[3] != Dv || d[0] * h != items) return false;
+  LowerBuf *u = q->args[dir == 0 ? 0 : 1].buf, *ur = lower_buf_root(u);
+  if (dir == 0) { /* u's first write moves from qi to si: nothing in between may touch it */
+    if (u != ur) return false;
+    for (int k = si + 1; k < qi; k++)
+      if (lower_x86_heads_touch(p->steps.items[k], ur)) return false;
+  } else if (lower_x86_written(p, ur, qi, si)) {
+    return false;
+  }
+  *H = h;
+  *permute = qi;
+  v->buf = u;
+  v->lay[0] = 0, v->lay[1] = T * h * Dv, v->lay[2] = Dv, v->lay[3] = h * Dv;
+  return true;
+}
+
+static LowerArg lower_x86_arg_buf(LowerBuf *b) {
+  LowerArg a;
+  memset(&a, 0, sizeof a);
+  a.kind = b ? LOWER_ARG_BUF : LOWER_ARG_NULL;
+  a.buf = b;
+  a.operand = -1;
+  return a;
+}
+
+static LowerArg lower_x86_arg_int(int64_t i) {
+  LowerArg a;
+  memset(&a, 0, sizeof a);
+  a.kind = LOWER_ARG_INT;
+  a.i = i;
+  a.operand = -1;
+  return a;
+}
+
+/* ck_x86_attention_f32 (13 args) / ck_x86_attention_backward_f32 (16) at si
+ * -> the heads kernel, when at least one operand is a head split or merge
+ * (see above); returns whether it rewrote the step. */
+static bool lower_x86_heads_step(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  bool bwd = lower_x86_kernel_is(s, "ck_x86_attention_backward_f32", 16);
+  if (!bwd && !lower_x86_kernel_is(s, "ck_x86_attention_f32", 13)) return false;
+  int o = bwd ? 5 : 2, ext = o + 3; /* q, k, v; then batch, T, S, D, Dv */
+  for (int k = ext; k < ext + 5; k++)
+    if (s->args[k].kind != LOWER_ARG_INT) return false;
+  int64_t items = s->args[ext].i, T = s->args[ext + 1].i, S = s->args[ext + 2].i, D = s->args[ext + 3].i,
+          Dv = s->args[ext + 4].i;
+  const int64_t rows[3] = {T, S, S}, cols[3] = {D, D, Dv};
+  LowerX86View view[7];
+  bool found[7] = {false};
+  int64_t H = 0, h = 0;
+  int nops = bwd ? 7 : 4, merge = -1;
+  for (int k = 0; k < 3; k++)
+    if (s->args[o + k].kind == LOWER_ARG_BUF &&
+        lower_x86_head_src(p, s->args[o + k].buf, si, items, rows[k], cols[k], &h, &view[k]) && (!H || h == H))
+      found[k] = true, H = h;
+  /* out (forward, arg 1) or dout (backward, arg 4) */
+  LowerBuf *y = s->args[bwd ? 4 : 1].kind == LOWER_ARG_BUF ? s->args[bwd ? 4 : 1].buf : NULL;
+  if (lower_x86_merged(p, y, si, bwd, items, T, Dv, &h, &view[3], &merge) && (!H || h == H))
+    found[3] = true, H = h;
+  if (!H) return false;
+  for (int k = 0; k < 3; k++)
+    if (!found[k]) lower_x86_dense(&view[k], s->args[o + k].kind == LOWER_ARG_BUF ? s->args[o + k].buf : NULL, H,
+                                   rows[k], cols[k]);
+  if (!found[3]) lower_x86_dense(&view[3], y, H, T, Dv);
+  if (bwd) /* dq, dk, dv: contiguous */
+    for (int k = 0; k < 3; k++)
+      lower_x86_dense(&view[4 + k], s->args[1 + k].kind == LOWER_ARG_BUF ? s->args[1 + k].buf : NULL, H, rows[k],
+                      cols[k]);
+  CkcArena *a = p->module->arena;
+  int64_t *lay = CKC_NEW_ARRAY(a, int64_t, 4 * nops);
+  for (int x = 0; x < nops; x++) /* q, k, v, out / dout, dq, dk, dv */
+    for (int j = 0; j < 4; j++) lay[4 * x + j] = view[x].lay[j];
+  LowerArg *args = CKC_NEW_ARRAY(a, LowerArg, s->nargs + 3);
+  int n = 0;
+  args[n++] = s->args[0]; /* pool */
+  if (bwd) {
+    for (int k = 0; k < 3; k++) args[n++] = s->args[1 + k];
+    args[n++] = lower_x86_arg_buf(view[3].buf);
+  } else {
+    args[n++] = lower_x86_arg_buf(view[3].buf);
+  }
+  for (int k = 0; k < 3; k++) args[n++] = view[k].buf ? lower_x86_arg_buf(view[k].buf) : s->args[o + k];
+  args[n].kind = LOWER_ARG_INTS;
+  args[n].ints = lay;
+  args[n].nints = 4 * nops;
+  args[n++].operand = -1;
+  args[n++] = lower_x86_arg_int(items / H);
+  args[n++] = lower_x86_arg_int(H);
+  for (int k = ext + 1; k < s->nargs; k++) args[n++] = s->args[k]; /* T, S, D, Dv, causal, scale, scratch */
+  if (!bwd) s->out = view[3].buf;
+  s->args = args;
+  s->nargs = n;
+  s->kernel = bwd ? "ck_x86_attention_heads_backward_f32" : "ck_x86_attention_heads_f32";
+  if (!bwd && found[3]) lower_x86_drop(p, merge); /* the merge: the step writes its rows */
+  return true;
+}
+
+/* The gradient of qkv, as train_step spells it for one attention step si:
+ *   memset(dq); memset(dk); memset(dv); attention_backward(dq, dk, dv, ...)
+ *   w = permute(dX, (0,2,1,3)); memset(e); e[:, :, start..] = w  (each X)
+ *   g = e_v + e_k + e_q                          (one elementwise loop)
+ * -> memset(g); the backward accumulates dq, dk, dv into g's column blocks.
+ * Each element of g is the one nonzero term of its sum, which started from
+ * the same zero, so g keeps its bits. Returns whether it rewrote. */
+static bool lower_x86_heads_dqkv(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  if (!lower_x86_kernel_is(s, "ck_x86_attention_heads_backward_f32", 18) || s->args[8].kind != LOWER_ARG_INTS)
+    return false;
+  int64_t B = s->args[9].i, H = s->args[10].i, T = s->args[11].i, S = s->args[12].i, D = s->args[13].i,
+          Dv = s->args[14].i;
+  const int64_t rows[3] = {T, S, S}, cols[3] = {D, D, Dv};
+  int zero[3] = {-1, -1, -1}, perm[3] = {-1, -1, -1}, sz[3] = {-1, -1, -1}, cp[3] = {-1, -1, -1};
+  LowerBuf *e[3] = {NULL, NULL, NULL}, *g = NULL;
+  int64_t start[3] = {0, 0, 0}, n = 0;
+  int fi = -1, nx = 0;
+  for (int x = 0; x < 3; x++) {
+    if (s->args[1 + x].kind != LOWER_ARG_BUF) continue;
+    LowerBuf *dx = s->args[1 + x].buf;
+    const int64_t *l = s->args[8].ints + 4 * (4 + x);
+    if (dx != lower_buf_root(dx) || dx->kind != LOWER_BUF_ARENA || l[0] != 0 || l[2] != rows[x] * cols[x] ||
+        lower_x86_nuses(p, dx) != 3)
+      return false;
+    nx++;
+    for (int k = 0; k < p->steps.len; k++) {
+      const LowerStep *t = p->steps.items[k];
+      int64_t d[4];
+      if (k < si && t->kind == LOWER_STEP_ZERO && t->out == dx) zero[x] = k;
+      if (k > si && lower_x86_swap(t, d) && t->args[1].buf == dx && d[0] == B && d[1] == H && d[2] == rows[x] &&
+          d[3] == cols[x])
+        perm[x] = k;
+    }
+    if (zero[x] < 0 || perm[x] < 0) return false;
+    LowerBuf *w = p->steps.items[perm[x]]->args[0].buf;
+    if (w != lower_buf_root(w) || lower_x86_nuses(p, w) != 2) return false;
+    for (int k = perm[x] + 1; k < p->steps.len && cp[x] < 0; k++) {
+      const LowerStep *t = p->steps.items[k];
+      if (t->kind == LOWER_STEP_LOOP && t->noperands == 1 && lower_buf_root(t->operands[0]) == w) cp[x] = k;
+    }
+    if (cp[x] < 0) return false;
+    const LowerStep *c = p->steps.items[cp[x]];
+    int64_t m = H * cols[x];
+    e[x] = c->out;
+    if (e[x] != lower_buf_root(e[x]) || e[x]->kind != LOWER_BUF_ARENA || c->nbody != 1 ||
+        c->body[0].kind != LOWER_I_LOAD || c->body[0].a != 0 || c->rank != 2 || c->extents[0] != B * rows[x] ||
+        c->extents[1] != m || c->strides[0][0] != m || c->strides[0][1] != 1 || c->out_strides[1] != 1 ||
+        lower_x86_nuses(p, e[x]) != 3 || (n && c->out_strides[0] != n))
+      return false;
+    n = c->out_strides[0];
+    start[x] = c->out_offset;
+    if (e[x]->numel != B * rows[x] * n || start[x] < 0 || start[x] + m > n) return false;
+    for (int k = 0; k < p->steps.len; k++) {
+      const LowerStep *t = p->steps.items[k];
+      if (t->kind == LOWER_STEP_ZERO && t->out == e[x] && k < cp[x]) sz[x] = k;
+      if (k > cp[x] && t->kind == LOWER_STEP_LOOP && lower_x86_heads_touch(t, e[x])) {
+        if (fi >= 0 && fi != k) return false;
+        fi = k;
+      }
+    }
+    if (sz[x] < 0 || fi < 0) return false;
+  }
+  if (!nx || T != S) return false; /* one [B, T, n] gradient for all three */
+  /* the sum: loads of exactly the e's, added */
+  const LowerStep *f = p->steps.items[fi];
+  g = f->out;
+  if (g != lower_buf_root(g) || g->kind != LOWER_BUF_ARENA || f->noperands != nx || f->out_offset != 0 ||
+      g->numel != B * T * n)
+    return false;
+  int loads = 0;
+  for (int k = 0; k < f->nbody; k++) {
+    const LowerInstr *in = &f->body[k];
+    if (in->kind == LOWER_I_LOAD)
+      loads++;
+    else if (in->kind != LOWER_I_OP || in->op != IR_OP_ADD)
+      return false;
+  }
+  if (loads != nx) return false;
+  for (int k = 0; k < f->noperands; k++) {
+    bool ours = false;
+    for (int x = 0; x < 3; x++) ours = ours || (e[x] && f->operands[k] == e[x]);
+    for (int d = 0; d < f->rank; d++) ours = ours && f->strides[k][d] == f->out_strides[d];
+    if (!ours) return false;
+  }
+  for (int k = si + 1; k < fi; k++) /* g's first write moves up to si */
+    if (lower_x86_heads_touch(p->steps.items[k], g)) return false;
+  /* rewrite: dX -> g's column block, one memset of g where dq's was */
+  int64_t *lay = CKC_NEW_ARRAY(p->module->arena, int64_t, 28);
+  memcpy(lay, s->args[8].ints, 28 * sizeof *lay);
+  for (int x = 0; x < 3; x++) {
+    if (!e[x]) continue;
+    s->args[1 + x].buf = g;
+    int64_t *l = lay + 4 * (4 + x);
+    l[0] = start[x], l[1] = rows[x] * n, l[2] = cols[x], l[3] = n;
+  }
+  s->args[8].ints = lay;
+  s->out = g;
+  int first = -1;
+  for (int x = 0; x < 3; x++)
+    if (zero[x] >= 0 && (first < 0 || zero[x] < first)) first = zero[x];
+  p->steps.items[first]->out = g;
+  p->steps.items[first]->operands[0] = g;
+  /* drop, from the back: the sum, the copies, their memsets, the permutes, dX's other memsets */
+  int drop[13], nd = 0;
+  drop[nd++] = fi;
+  for (int x = 0; x < 3; x++)
+    if (e[x]) {
+      drop[nd++] = cp[x], drop[nd++] = sz[x], drop[nd++] = perm[x];
+      if (zero[x] != first) drop[nd++] = zero[x];
+    }
+  for (int i = 0; i < nd; i++) /* descending */
+    for (int j = i + 1; j < nd; j++)
+      if (drop[j] > drop[i]) {
+        int t = drop[i];
+        drop[i] = drop[j], drop[j] = t;
+      }
+  for (int i = 0; i < nd; i++) lower_x86_drop(p, drop[i]);
+  return true;
+}
+
+/* Drops the copies the heads kernels no longer read: head-swapping
+ * permutes and then slices whose output nothing reads. */
+static void lower_x86_heads(LowerProgram *p) {
+  bool any = false;
+  for (int si = 0; si < p->steps.len; si++) any = lower_x86_heads_step(p, si) || any;
+  if (!any) return;
+  for (int si = 0; si < p->steps.len; si++) lower_x86_heads_dqkv(p, si);
+  for (int pass = 0; pass < 2; pass++)
+    for (int si = 0; si < p->steps.len; si++) {
+      LowerStep *s = p->steps.items[si];
+      int64_t d[4];
+      bool copy = pass == 0 ? lower_x86_swap(s, d) : lower_x86_kernel_is(s, "ck_slice", 9);
+      if (!copy || s->out != lower_buf_root(s->out) || s->out->kind != LOWER_BUF_ARENA ||
+          lower_x86_nuses(p, s->out) != 1)
+        continue;
+      lower_x86_drop(p, si);
+      si--;
+    }
+}
+
+/* Whether loop l is `where(gt(x, 0), g, +0)` over whole contiguous f32
+ * buffers (how autodiff writes relu's gradient: x relu's input, g the
+ * incoming gradient); *xk and *gk: the operand indices of x and g. */
+static bool lower_x86_relu_mask(const LowerStep *l, int *xk, int *gk) {
+  if (l->kind != LOWER_STEP_LOOP || l->rank != 1 || l->out_offset != 0 || l->out_strides[0] != 1 ||
+      l->noperands != 2 || l->nbody < 4 || l->out->dtype != CK_DT_F32 || l->extents[0] != l->out->numel)
+    return false;
+  const LowerInstr *in = l->body, *w = &in[l->nbody - 1];
+  if (w->kind != LOWER_I_OP || w->op != IR_OP_WHERE || w->a < 0 || w->b < 0 || w->c < 0) return false;
+  const LowerInstr *c = &in[w->a], *g = &in[w->b], *z = &in[w->c];
+  if (c->kind != LOWER_I_OP || c->op != IR_OP_GT || c->a < 0 || c->b < 0 || g->kind != LOWER_I_LOAD ||
+      z->kind != LOWER_I_CONST || z->value != 0.0 || 1.0 / z->value < 0.0)
+    return false;
+  const LowerInstr *x = &in[c->a], *z2 = &in[c->b];
+  if (x->kind != LOWER_I_LOAD || z2->kind != LOWER_I_CONST || z2->value != 0.0 || x->a == g->a) return false;
+  for (int k = 0; k < 2; k++)
+    if (l->strides[k][0] != 1 || l->operands[k]->dtype != CK_DT_F32 || l->operands[k]->numel != l->extents[0])
+      return false;
+  *xk = x->a;
+  *gk = g->a;
+  return true;
+}
+
+/* `t = conv2d(...); r = relu(t)` where t's only other readers are relu
+ * gradient masks `where(gt(t, 0), g, 0)` -> one ck_x86_conv2d_relu_f32
+ * writing r, the masks reading r: relu(t) > 0 exactly when t > 0 (NaN and
+ * -0 included, rt-min/x86/ck_x86_conv.h), so every bit stays, and t is
+ * neither written nor read again. */
+static bool lower_x86_fold_conv_relu(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  if (s->kind != LOWER_STEP_KERNEL || !s->kernel || strcmp(s->kernel, "ck_x86_conv2d_f32") != 0 || s->rank != 0 ||
+      s->nargs != 21 || s->args[1].kind != LOWER_ARG_BUF || si + 1 >= p->steps.len)
+    return false;
+  LowerBuf *t = s->args[1].buf;
+  LowerStep *r = p->steps.items[si + 1];
+  if (t != s->out || lower_buf_root(t) != t || t->dtype != CK_DT_F32 || r->kind != LOWER_STEP_LOOP || r->rank != 1 ||
+      r->extents[0] != t->numel || r->out_offset != 0 || r->out_strides[0] != 1 || r->noperands != 1 ||
+      r->operands[0] != t || r->strides[0][0] != 1 || r->nbody != 2 || r->body[0].kind != LOWER_I_LOAD ||
+      r->body[0].a != 0 || r->body[1].kind != LOWER_I_OP || r->body[1].op != IR_OP_RELU || r->body[1].a != 0)
+    return false;
+  LowerBuf *rb = r->out;
+  if (lower_buf_root(rb) != rb || rb->dtype != CK_DT_F32 || rb->numel != t->numel || lower_x86_refs(p, t) >= 1000)
+    return false;
+  for (int k = 0; k < p->steps.len; k++) { /* t's other readers: masks only */
+    const LowerStep *u = p->steps.items[k];
+    int xk, gk;
+    if (k == si || k == si + 1 || !lower_x86_mentions(u, t)) continue;
+    if (k < si || !lower_x86_relu_mask(u, &xk, &gk) || u->operands[xk] != t || u->operands[gk] == t ||
+        lower_buf_root(u->out) == t)
+      return false;
+  }
+  for (int k = si + 2; k < p->steps.len; k++) {
+    LowerStep *u = p->steps.items[k];
+    int xk, gk;
+    if (lower_x86_mentions(u, t) && lower_x86_relu_mask(u, &xk, &gk)) u->operands[xk] = rb;
+  }
+  s->kernel = "ck_x86_conv2d_relu_f32";
+  s->out = rb;
+  s->args[1].buf = rb;
+  s->node = r->node;
+  lower_x86_drop(p, si + 1);
+  return true;
+}
+
+/* `ck_x86_conv2d_relu_f32(pool, r, ...); ck_x86_maxpool2d_f32(pool, h, r,
+ * N, OC, OH, OW, ...)` -> one ck_x86_conv2d_relu_maxpool2d_f32 writing r and
+ * h: each conv chunk pools its own planes while they are in cache (the bits
+ * of the two calls, rt-min/x86/ck_x86_conv.h). */
+static bool lower_x86_fold_conv_pool(LowerProgram *p, int si) {
+  LowerStep *s = p->steps.items[si];
+  if (s->kind != LOWER_STEP_KERNEL || !s->kernel || strcmp(s->kernel, "ck_x86_conv2d_relu_f32") != 0 ||
+      s->rank != 0 || s->nargs != 21 || si + 1 >= p->steps.len)
+    return false;
+  LowerStep *q = p->steps.items[si + 1];
+  if (q->kind != LOWER_STEP_KERNEL || !q->kernel || strcmp(q->kernel, "ck_x86_maxpool2d_f32") != 0 || q->rank != 0 ||
+      q->nargs != 15 || q->args[1].kind != LOWER_ARG_BUF || q->args[2].kind != LOWER_ARG_BUF ||
+      q->args[2].buf != s->out || q->out != q->args[1].buf)
+    return false;
+  /* the pool's N, C, H, W are the conv's N, OC, OH, OW */
+  static const int conv_at[4] = {5, 9, 17, 18};
+  for (int k = 0; k < 4; k++)
+    if (q->args[3 + k].kind != LOWER_ARG_INT || s->args[conv_at[k]].kind != LOWER_ARG_INT ||
+        q->args[3 + k].i != s->args[conv_at[k]].i)
+      return false;
+  LowerArg *args = CKC_NEW_ARRAY(p->module->arena, LowerArg, 30);
+  memcpy(args, s->args, 21 * sizeof *args);
+  args[21] = q->args[1];
+  memcpy(args + 22, q->args + 7, 8 * sizeof *args); /* KH, KW, sh, sw, ph, pw, OH, OW */
+  s->args = args;
+  s->nargs = 30;
+  s->kernel = "ck_x86_conv2d_relu_maxpool2d_f32";
+  lower_x86_drop(p, si + 1);
+  return true;
+}
+
+/* `memset(d); ck_x86_maxpool2d_backward_f32(pool, d, dy, x, ...);
+ * m = where(gt(x, 0), d, 0)` (the gradient through maxpool(relu(.)) once
+ * the mask reads relu's output x), d read by nothing else ->
+ * ck_x86_maxpool2d_relu_backward_f32(pool, m, dy, x, ...), which sets m
+ * plane by plane with the three steps' bits (rt-min/x86/ck_x86_conv.h). */
+static bool lower_x86_fold_pool_relu_bwd(LowerProgram *p, int si) {
+  if (si + 2 >= p->steps.len) return false;
+  LowerStep *z = p->steps.items[si], *b = p->steps.items[si + 1], *m = p->steps.items[si + 2];
+  int xk, gk;
+  if (z->kind != LOWER_STEP_ZERO || b->kind != LOWER_STEP_KERNEL || !b->kernel ||
+      strcmp(b->kernel, "ck_x86_maxpool2d_backward_f32") != 0 || b->rank != 0 || b->nargs != 16 ||
+      b->args[1].kind != LOWER_ARG_BUF || b->args[3].kind != LOWER_ARG_BUF || !lower_x86_relu_mask(m, &xk, &gk))
+    return false;
+  LowerBuf *d = b->args[1].buf, *x = b->args[3].buf, *mo = m->out;
+  if (z->out != d || b->out != d || lower_buf_root(d) != d || m->operands[gk] != d || m->operands[xk] != x ||
+      lower_buf_root(mo) != mo || mo->numel != d->numel || d->dtype != CK_DT_F32 || lower_x86_refs(p, d) != 3 ||
+      lower_buf_root(mo) == lower_buf_root(x) ||
+      (b->args[2].kind == LOWER_ARG_BUF && lower_buf_root(b->args[2].buf) == lower_buf_root(mo)))
+    return false;
+  b->kernel = "ck_x86_maxpool2d_relu_backward_f32";
+  b->out = mo;
+  b->args[1].buf = mo;
+  b->node = m->node;
+  lower_x86_drop(p, si + 2);
+  lower_x86_drop(p, si);
+  return true;
 }
 
 void lower_x86_kernels(LowerProgram *p) {
@@ -328,10 +1109,16 @@ void lower_x86_kernels(LowerProgram *p) {
     else if (strcmp(s->kernel, "ck_maxpool2d_backward_f32") == 0 && s->nargs == 15 && s->rank == 0)
       lower_x86_pooled(p, s, "ck_x86_maxpool2d_backward_f32");
   }
+  lower_x86_heads(p); /* before the folds below, which look for permutes too */
+  for (int si = 0; si < p->steps.len; si++) lower_x86_fold_conv_relu(p, si);
+  for (int si = 0; si < p->steps.len; si++) lower_x86_fold_pool_relu_bwd(p, si);
   for (int si = 0; si < p->steps.len; si++)
     if (lower_x86_fold_transpose(p, si)) si--;
   for (int si = 0; si < p->steps.len; si++)
     if (lower_x86_fold_conv_bias(p, si)) si--;
+  for (int si = 0; si < p->steps.len; si++) lower_x86_fold_norm_bwd(p, si);
+  for (int si = 0; si < p->steps.len; si++)
+    if (lower_x86_fold_embedding_grad(p, si)) si--;
   /* gradient epilogue: the producing GEMM accumulates into grads itself */
   for (int si = 0; si < p->steps.len; si++) {
     LowerStep *add = p->steps.items[si];
@@ -344,6 +1131,9 @@ void lower_x86_kernels(LowerProgram *p) {
     lower_x86_drop(p, si);
     si--;
   }
+  /* after the rewrites above, which take a step's out as all it writes
+   * (the fused conv also writes the pool's output, an argument) */
+  for (int si = 0; si < p->steps.len; si++) lower_x86_fold_conv_pool(p, si);
   /* last, so the rewrites above still see every ck_gemm_f32 */
   for (int si = 0; si < p->steps.len; si++) lower_x86_small_gemm(p->steps.items[si]);
 }

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "ck_gemm_small.h"
+
 /* CK_GEMM_NO_AVX512 (the x86-avx2 target): ck_gemm_avx512.c is not linked,
  * so the dispatch never offers it, whatever the CPU. */
 int ck_gemm_cpu_has(int isa) {
@@ -70,6 +72,11 @@ void ck_gemm_f32_isa(int isa, CkPool *pool, float *out, const float *a, const fl
 void ck_gemm_f32(CkPool *pool, float *out, const float *a, const float *b, int64_t batch,
                  int64_t M, int64_t N, int64_t K, int ta, int tb, int64_t a_bstride,
                  int64_t b_bstride, int flags) {
+  /* X @ W^T with 9..64 rows (batch-1 inference): no transpose-pack of W */
+  if (ck_gemm_mid_takes(batch, M, N, K, ta, tb, a_bstride, b_bstride, flags)) {
+    ck_gemm_mid_f32(pool, out, a, b, batch * M, N, K, flags);
+    return;
+  }
   ck_gemm_f32_isa(ck_gemm_best_isa(), pool, out, a, b, batch, M, N, K, ta, tb, a_bstride,
                   b_bstride, flags);
 }

@@ -14,17 +14,18 @@
  * <immintrin.h> (AVX, for the transposing packers).
  *
  * Loop nest (BLIS's, with the roles of A and B swapped because C is row-major
- * and vectors run along N):
- *   jc over N by CKG_NC      B block (CKG_KC x CKG_NC, packed, shared) in L2
+ * and vectors run along N), over a rectangle of C (ckg_rect):
+ *   jc over N by CKG_NC      B block (CKG_KC x CKG_NC, packed) in L2
  *     pc over K by CKG_KC    k blocks in order: the fma chain continues via C
- *       one thread: pack the B block, then for each MR-row tile pack its A
- *                   micro-panel (CKG_MR x CKG_KC, stays in L1) once and
- *                   sweep every B micro-panel
- *       pool: parallel: pack the B micro-panels (and, when a row tile is
- *                       split over several chunks, the A block, so no row
- *                       tile is packed twice)
- *             parallel: chunk = (MR-row tile, group of micro-panels)
- * Chunks depend on the shape only, and k is never split, so any thread count
+ *       pack the B block, then for each MR-row tile take its A micro-panel
+ *       (CKG_MR x CKG_KC, in L1) and sweep every B micro-panel
+ * One thread runs the whole product as one rectangle. On the pool the
+ * product is a grid of rectangles (ckg_grid: at most CKG_MAX_CHUNKS, chosen
+ * from the shape only), one parallel region: each chunk packs its own B
+ * block into its thread's slot, so packed panels never move between cores
+ * and there is no barrier per block. When several column blocks share the
+ * rows, A is packed once up front by a first region. k is never split and
+ * every element belongs to one rectangle, so any thread count (and any grid)
  * computes the same bits. */
 #ifndef CKG_MR
 #error "define CKG_MR, CKG_NR, CKG_KC, CKG_NC, CKG_ENTRY and ckg_kernel first"
@@ -33,16 +34,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Floats of per-thread scratch: A micro-panel, an edge tile, and a private B
- * block for the batch-parallel path (where each thread runs whole GEMMs). */
+/* Floats of per-thread scratch: A micro-panel, an edge tile, and the B block
+ * of the rectangles (or whole batch items) that thread runs. */
 #define CKG_A_FLOATS ((size_t)CKG_MR * CKG_KC)
 #define CKG_T_FLOATS ((size_t)CKG_MR * CKG_NR)
 #define CKG_B_FLOATS ((size_t)CKG_KC * CKG_NC)
 #define CKG_SLOT_BYTES ((CKG_A_FLOATS + CKG_T_FLOATS + CKG_B_FLOATS) * sizeof(float))
 /* Work (multiply-adds) below which threads cost more than they save. */
 #define CKG_SERIAL_WORK ((int64_t)1 << 20)
-/* Chunks wanted per parallel region, for load balance at any thread count. */
-#define CKG_MIN_CHUNKS 32
+/* Multiply-adds per chunk of the grid wanted (a few microseconds of work,
+ * so one claim costs little against it), and at most this many chunks. */
+#define CKG_CHUNK_WORK ((int64_t)1 << 18)
+#define CKG_MAX_CHUNKS 48
+/* The grid's cost model (ckg_grid), in units of the product's time:
+ * packing a float of A or B costs about what CKG_PACK_COST multiply-adds do
+ * at the FMA peak (mostly fetching it from memory: packing B once was 10-11%
+ * of a 256-row product, 32 / 256 = 12.5%); fetching an A micro-panel packed
+ * by another chunk about CKG_FETCH_COST of a sweep over one micro-panel; a
+ * parallel region (publish, wake, wait) about CKG_REGION_WORK multiply-adds. */
+#define CKG_PACK_COST 32.0
+#define CKG_FETCH_COST 0.4
+#define CKG_REGION_WORK ((int64_t)1 << 19)
+/* Most packed A held at once (bytes, shared scratch): a bigger A is packed
+ * and swept in passes over k. */
+#define CKG_APACK_BYTES ((size_t)4 << 20)
 
 typedef struct CkgJob {
   CkPool *pool;
@@ -53,9 +68,10 @@ typedef struct CkgJob {
   int load0;        /* the first k block continues from out (accumulate) */
   int64_t jc, nc, pc, kc;
   int64_t npanels;  /* micro-panels in the current B block */
-  int64_t ngroups, group; /* micro-panels split into ngroups groups of `group` */
-  float *bpack;     /* packed B block being swept */
-  float *apack;     /* shared packed A block (several chunks per row tile), or NULL */
+  int64_t grid_rows, grid_cols; /* the chunk grid of the parallel path */
+  int64_t k0, k1;   /* the k range of the current pass (whole K but for big A) */
+  float *bpack;     /* packed B block being swept (the running thread's slot) */
+  float *apack;     /* all of A packed up front (shared), or NULL */
   float *own;       /* scratch when pool is NULL: one slot */
   /* batch-parallel path */
   int64_t a_bstride, b_bstride;
@@ -174,17 +190,6 @@ static void ckg_pack_b(float *bp, const CkgJob *j, int64_t jp) {
     ckg_pack_n(bp, CKG_NR, j->b + j->pc * j->N + j0, j->N, nr, j->kc);
 }
 
-/* Pack region chunk: B micro-panels first, then (when row tiles are swept
- * by several chunks) the A micro-panels into the shared A block. */
-static void ckg_pack_chunk(void *ctx, int64_t chunk, int tid) {
-  CkgJob *j = (CkgJob *)ctx;
-  (void)tid;
-  if (chunk < j->npanels)
-    ckg_pack_b(j->bpack + chunk * (j->kc * CKG_NR), j, chunk);
-  else
-    ckg_pack_a(j->apack + (chunk - j->npanels) * CKG_A_FLOATS, j, chunk - j->npanels);
-}
-
 /* Row tile it (its packed A micro-panel ap) against B micro-panels
  * [jp, jp_end) of the current block. Edge tiles run the same kernel on a
  * padded copy of C, so the arithmetic of every element is the same whichever
@@ -226,83 +231,159 @@ static void ckg_sweep(const CkgJob *j, int64_t it, int64_t jp, int64_t jp_end, c
   }
 }
 
-/* Compute region chunk = (row tile, group of B micro-panels). With one group
- * per row tile the chunk packs its own A micro-panel (into L1, used once);
- * with several, the pack region already packed it into the shared A block,
- * so no row tile is packed twice. */
-static void ckg_compute_chunk(void *ctx, int64_t chunk, int tid) {
-  CkgJob *j = (CkgJob *)ctx;
-  int64_t it = chunk / j->ngroups, g = chunk % j->ngroups;
-  int64_t jp = g * j->group, jp_end = jp + j->group < j->npanels ? jp + j->group : j->npanels;
-  float *slot = ckg_slot(j, tid);
-  const float *ap = slot;
-  if (j->apack) ap = j->apack + it * CKG_A_FLOATS;
-  else ckg_pack_a(slot, j, it);
-  ckg_sweep(j, it, jp, jp_end, ap, slot + CKG_A_FLOATS);
-}
-
-/* Block geometry for (jc, pc): how many micro-panels, and how to group them
- * so small-M products still give every thread work. Shape-only. */
-static void ckg_block(CkgJob *j, int64_t jc, int64_t pc) {
-  int64_t mtiles = (j->M + CKG_MR - 1) / CKG_MR;
+/* Block geometry for (jc, pc) with the columns of the block ending at
+ * col_end (a panel boundary, or N). */
+static void ckg_block(CkgJob *j, int64_t jc, int64_t col_end, int64_t pc) {
   j->jc = jc;
-  j->nc = j->N - jc < CKG_NC ? j->N - jc : CKG_NC;
+  j->nc = col_end - jc < CKG_NC ? col_end - jc : CKG_NC;
   j->pc = pc;
   j->kc = j->K - pc < CKG_KC ? j->K - pc : CKG_KC;
   j->npanels = (j->nc + CKG_NR - 1) / CKG_NR;
-  j->ngroups = 1;
-  if (mtiles < CKG_MIN_CHUNKS) {
-    j->ngroups = (CKG_MIN_CHUNKS + mtiles - 1) / mtiles;
-    if (j->ngroups > j->npanels) j->ngroups = j->npanels;
-  }
-  j->group = (j->npanels + j->ngroups - 1) / j->ngroups;
-  j->ngroups = (j->npanels + j->group - 1) / j->group;
+}
+
+/* The sub-product of row tiles [it0, it1) and columns [col0, col1) on one
+ * thread (scratch `slot`): per NC column block and KC k block, pack that B
+ * block into the slot (it stays in this core's L2), then sweep each row
+ * tile's A micro-panel over it; the A micro-panel comes from j->apack when
+ * A was packed up front, else it is packed here into L1. k blocks run in
+ * order, so every element is the same fma chain as in any other split. */
+static void ckg_rect(CkgJob *j, int64_t it0, int64_t it1, int64_t col0, int64_t col1,
+                     float *slot) {
+  int64_t jc, pc, jp, it, mtiles = (j->M + CKG_MR - 1) / CKG_MR;
+  j->bpack = slot + CKG_A_FLOATS + CKG_T_FLOATS;
+  for (jc = col0; jc < col1; jc += CKG_NC)
+    for (pc = j->k0; pc < j->k1; pc += CKG_KC) {
+      ckg_block(j, jc, col1, pc);
+      for (jp = 0; jp < j->npanels; jp++) ckg_pack_b(j->bpack + jp * (j->kc * CKG_NR), j, jp);
+      for (it = it0; it < it1; it++) {
+        const float *ap = slot;
+        if (j->apack) ap = j->apack + (((pc - j->k0) / CKG_KC) * mtiles + it) * CKG_A_FLOATS;
+        else ckg_pack_a(slot, j, it);
+        ckg_sweep(j, it, 0, j->npanels, ap, slot + CKG_A_FLOATS);
+      }
+    }
 }
 
 /* One product on the calling thread only (scratch slot tid): each row tile's
  * A micro-panel is packed once per block and swept over every B panel. */
 static void ckg_one_serial(CkgJob *j, int tid) {
-  int64_t jc, pc, jp, it, mtiles = (j->M + CKG_MR - 1) / CKG_MR;
   float *slot = ckg_slot(j, tid);
   if (!slot) { /* out of memory: same numbers, slowly */
     ck_gemm_f32_scalar(j->out, j->a, j->b, 1, j->M, j->N, j->K, j->ta, j->tb, 0, 0,
                        j->load0 ? CK_GEMM_ACCUMULATE : 0);
     return;
   }
-  j->bpack = slot + CKG_A_FLOATS + CKG_T_FLOATS;
-  for (jc = 0; jc < j->N; jc += CKG_NC)
-    for (pc = 0; pc < j->K; pc += CKG_KC) {
-      ckg_block(j, jc, pc);
-      for (jp = 0; jp < j->npanels; jp++) ckg_pack_b(j->bpack + jp * (j->kc * CKG_NR), j, jp);
-      for (it = 0; it < mtiles; it++) {
-        ckg_pack_a(slot, j, it);
-        ckg_sweep(j, it, 0, j->npanels, slot, slot + CKG_A_FLOATS);
-      }
-    }
+  j->apack = NULL;
+  j->k0 = 0;
+  j->k1 = j->K;
+  ckg_rect(j, 0, (j->M + CKG_MR - 1) / CKG_MR, 0, j->N, slot);
 }
 
-/* One product spread over the pool: two parallel regions per block (pack,
- * then compute). The shared buffer holds the B block and, for products with
- * fewer than CKG_MIN_CHUNKS row tiles, the A block. */
+/* Up-front A packing, one chunk per (k block, row tile) micro-panel of the
+ * current k range, into the shared buffer: every column chunk then reads
+ * the same packed A instead of packing it again. */
+static void ckg_pack_a_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkgJob *base = (const CkgJob *)ctx;
+  int64_t mtiles = (base->M + CKG_MR - 1) / CKG_MR;
+  CkgJob j = *base;
+  (void)tid;
+  j.pc = j.k0 + (chunk / mtiles) * CKG_KC;
+  j.kc = j.K - j.pc < CKG_KC ? j.K - j.pc : CKG_KC;
+  ckg_pack_a(j.apack + chunk * CKG_A_FLOATS, &j, chunk % mtiles);
+}
+
+/* Compute chunk = one rectangle of the grid: row block chunk % grid_rows,
+ * column block chunk / grid_rows. Blocks are near-equal runs of row tiles and
+ * of B micro-panels, so every chunk owns whole tiles and packs its own B. */
+static void ckg_rect_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkgJob *base = (const CkgJob *)ctx;
+  CkgJob j = *base;
+  int64_t mtiles = (j.M + CKG_MR - 1) / CKG_MR, npan = (j.N + CKG_NR - 1) / CKG_NR;
+  int64_t r = chunk % j.grid_rows, c = chunk / j.grid_rows;
+  int64_t it0 = r * mtiles / j.grid_rows, it1 = (r + 1) * mtiles / j.grid_rows;
+  int64_t col0 = (c * npan / j.grid_cols) * CKG_NR, col1 = ((c + 1) * npan / j.grid_cols) * CKG_NR;
+  if (col1 > j.N) col1 = j.N;
+  ckg_rect(&j, it0, it1, col0, col1, ckg_slot(&j, tid));
+}
+
+/* The chunk grid, from the shape only (never the thread count): the rows x
+ * columns factoring, and whether A is packed up front, with the least
+ * estimated overhead as a fraction of the product's time. Every chunk packs
+ * the B of its columns (CKG_PACK_COST / rows of the chunk) and either packs
+ * the A of its rows (CKG_PACK_COST / columns) or reads A packed once up
+ * front (CKG_PACK_COST / N, plus CKG_FETCH_COST / micro-panels: each A
+ * micro-panel then comes from L2 or the other core and is swept over the
+ * chunk's panels only, plus CKG_REGION_WORK per extra parallel region); and
+ * the last chunks leave threads idle when threads run at different speeds
+ * (another process takes a core): 0.25 / chunks. Counts are even (equal
+ * shares for 2 threads), at most CKG_MAX_CHUNKS, with at least
+ * CKG_CHUNK_WORK multiply-adds each. Returns 1 to pack A up front. */
+static int ckg_grid(CkgJob *j, int64_t passes) {
+  int64_t mtiles = (j->M + CKG_MR - 1) / CKG_MR, npan = (j->N + CKG_NR - 1) / CKG_NR;
+  int64_t work = j->M * j->N * j->K, most = work / CKG_CHUNK_WORK, want, cb;
+  double best = -1.0;
+  int shared = 0;
+  j->grid_rows = j->grid_cols = 1;
+  if (most > CKG_MAX_CHUNKS) most = CKG_MAX_CHUNKS;
+  for (want = 2; want <= most; want += 2)
+    for (cb = 1; cb <= want; cb++) {
+      int64_t rb = want / cb;
+      double base, own, up;
+      if (want % cb || cb > npan || rb > mtiles) continue;
+      base = CKG_PACK_COST * (double)rb / (double)j->M + 0.25 / (double)want;
+      own = base + CKG_PACK_COST * (double)cb / (double)j->N;
+      up = base + CKG_PACK_COST / (double)j->N + CKG_FETCH_COST * (double)cb / (double)npan +
+           (double)(2 * passes - 1) * (double)CKG_REGION_WORK / (double)work;
+      if (best < 0.0 || own < best) {
+        best = own;
+        shared = 0;
+        j->grid_cols = cb;
+        j->grid_rows = rb;
+      }
+      if (cb > 1 && up < best) {
+        best = up;
+        shared = 1;
+        j->grid_cols = cb;
+        j->grid_rows = rb;
+      }
+    }
+  return shared;
+}
+
+/* One product spread over the pool as a grid of rectangles: one parallel
+ * region when each chunk packs its own A, else per pass over k (as many k
+ * blocks as fit CKG_APACK_BYTES of packed A; one pass for most products) a
+ * region that packs A up front and one that computes. Each thread packs the
+ * B panels of the chunks it runs into its own slot, so no packed B moves
+ * between cores and there is no barrier per k block. */
 static void ckg_one_parallel(CkgJob *j) {
-  int64_t jc, pc, mtiles = (j->M + CKG_MR - 1) / CKG_MR;
-  int t, threads = ck_pool_threads(j->pool);
-  float *shared = (float *)ck_pool_scratch(
-      j->pool, -1, (CKG_B_FLOATS + (size_t)CKG_MIN_CHUNKS * CKG_A_FLOATS) * sizeof(float));
-  for (t = 0; t < threads && shared; t++) /* every slot now, so chunks never see NULL */
-    if (!ck_pool_scratch(j->pool, t, CKG_SLOT_BYTES)) shared = NULL;
-  if (!shared) {
+  int64_t mtiles = (j->M + CKG_MR - 1) / CKG_MR, kblocks = (j->K + CKG_KC - 1) / CKG_KC;
+  int64_t per_pass = (int64_t)(CKG_APACK_BYTES / ((size_t)mtiles * CKG_A_FLOATS * sizeof(float)));
+  int t, threads = ck_pool_threads(j->pool), ok = 1;
+  for (t = 0; t < threads && ok; t++) /* every slot now, so chunks never see NULL */
+    if (!ck_pool_scratch(j->pool, t, CKG_SLOT_BYTES)) ok = 0;
+  if (!ok) {
     ckg_one_serial(j, 0);
     return;
   }
-  j->bpack = shared;
-  for (jc = 0; jc < j->N; jc += CKG_NC)
-    for (pc = 0; pc < j->K; pc += CKG_KC) {
-      ckg_block(j, jc, pc);
-      j->apack = j->ngroups > 1 ? shared + CKG_B_FLOATS : NULL;
-      ck_pool_parallel_for(j->pool, j->npanels + (j->apack ? mtiles : 0), ckg_pack_chunk, j);
-      ck_pool_parallel_for(j->pool, mtiles * j->ngroups, ckg_compute_chunk, j);
-    }
+  if (per_pass < 1) per_pass = 1;
+  if (per_pass > kblocks) per_pass = kblocks;
+  j->apack = NULL;
+  if (ckg_grid(j, (kblocks + per_pass - 1) / per_pass))
+    j->apack = (float *)ck_pool_scratch(
+        j->pool, -1, (size_t)(per_pass * mtiles) * CKG_A_FLOATS * sizeof(float));
+  if (!j->apack) { /* each chunk packs its A (also when the shared buffer failed) */
+    j->k0 = 0;
+    j->k1 = j->K;
+    ck_pool_parallel_for(j->pool, j->grid_rows * j->grid_cols, ckg_rect_chunk, j);
+    return;
+  }
+  for (j->k0 = 0; j->k0 < j->K; j->k0 = j->k1) {
+    j->k1 = j->k0 + per_pass * CKG_KC < j->K ? j->k0 + per_pass * CKG_KC : j->K;
+    ck_pool_parallel_for(j->pool, ((j->k1 - j->k0 + CKG_KC - 1) / CKG_KC) * mtiles,
+                         ckg_pack_a_chunk, j);
+    ck_pool_parallel_for(j->pool, j->grid_rows * j->grid_cols, ckg_rect_chunk, j);
+  }
 }
 
 /* Zero-size k: the empty sum. */

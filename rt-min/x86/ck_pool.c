@@ -64,6 +64,13 @@ typedef struct CkPoolWorker {
 #define CK_POOL_N(s) (((s) >> CK_POOL_FIELD_BITS) & CK_POOL_FIELD_MASK)
 #define CK_POOL_NEXT(s) ((s)&CK_POOL_FIELD_MASK)
 
+/* The three words written while a job runs each get a cache line of their
+ * own (CK_POOL_LINE bytes of padding between them): `state` (every claim),
+ * `done` (every finished run of chunks, polled by the caller) and the job
+ * description the chunk bodies read. Sharing one line, each claim evicted
+ * the line the caller polls and the one every chunk reads fn and ctx from. */
+#define CK_POOL_LINE 64
+
 struct CkPool {
   int nthreads;
   pthread_t *threads;
@@ -72,16 +79,19 @@ struct CkPool {
   pthread_cond_t cv;
   pthread_cond_t done_cv; /* the caller sleeps here for the last chunks */
   int sleepers;         /* under mu */
-  int waiting;          /* the caller sleeps on done_cv (seq_cst atomic, set under mu) */
-  uint64_t state;       /* gen | nchunks | next, atomic; written under mu on publish */
   int stop;             /* set with a new generation to end the workers */
   /* the current job, published (release) before the state that names it */
   CkPoolFn fn;
   void *ctx;
   int64_t run;          /* chunks per claim in the current job (atomic) */
-  int64_t done;         /* chunks finished in the current job (atomic) */
   void **scratch;       /* nthreads + 1 slots, the last one shared */
   size_t *scratch_cap;
+  char pad0[CK_POOL_LINE];
+  uint64_t state;       /* gen | nchunks | next, atomic; written under mu on publish */
+  char pad1[CK_POOL_LINE];
+  int64_t done;         /* chunks finished in the current job (atomic) */
+  int waiting;          /* the caller sleeps on done_cv (seq_cst atomic, set under mu) */
+  char pad2[CK_POOL_LINE];
 };
 
 /* Environment fallback: explicit count wins so `--threads` overrides CK_THREADS. */

@@ -16,6 +16,9 @@
 #define CK_X86_DBIAS_LANES 16
 /* (n, c) planes per max-pooling chunk. */
 #define CK_X86_POOL_PLANES 8
+/* Columns (samples x OH*OW) a batch-parallel slab aims at: the slab size is
+ * ceil(this / (OH*OW)) samples, from the shape alone. */
+#define CK_X86_CONV_SLAB_COLS 768
 
 static int64_t ck_x86_min(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t ck_x86_max(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -39,6 +42,20 @@ static void ck_x86_conv_add_bias(float *restrict y, const float *restrict x, flo
   for (; j < n; j++) y[j] = x[j] + b;
 }
 
+/* out[0..n) = relu(out[0..n)) as ck_x86_reluf (x < 0 ? 0 : x), blocked
+ * like ck_x86_conv_add. */
+static void ck_x86_conv_relu(float *restrict y, int64_t n) {
+  int64_t j = 0;
+  int l;
+  for (; j + 16 <= n; j += 16)
+    for (l = 0; l < 16; l++) y[j + l] = y[j + l] < 0.0f ? 0.0f : y[j + l];
+  for (; j < n; j++) y[j] = y[j] < 0.0f ? 0.0f : y[j];
+}
+
+struct CkX86Pool2d;
+/* The forward max pooling of planes [c, cend) (defined with the pooling below). */
+static void ck_x86_maxpool_planes(const struct CkX86Pool2d *p, int64_t c, int64_t cend);
+
 /* One call's shape, slab plan and buffers: the ctx of every chunk body. */
 typedef struct CkX86Conv {
   int64_t N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW;
@@ -48,9 +65,16 @@ typedef struct CkX86Conv {
   float *col, *dys;        /* workspace: col [C*KH*KW][L], dys [OC][L] */
   const float *x, *dy, *bias, *w;
   float *out, *dx, *dw, *dbias;
+  CkPool *pool;        /* the batch-parallel slabs' per-thread workspaces */
+  CkPool *gemm_pool;   /* the pool their GEMMs may use (one thread), or NULL */
+  size_t slab_bytes;   /* bytes of one slab's workspace (col + dys) */
   CkX86Direct direct; /* the AVX-512 kernels' shape (ck_x86_conv_direct) */
   int rows512;        /* im2col / col2im by the AVX-512 plane kernels */
   int has512;         /* the CPU has AVX-512F (the conv bias gradient's lanes) */
+  int relu;           /* the forward stores relu(out) */
+  int64_t ndw;        /* direct dw blocks ahead of the bias chunks (ck_x86_conv_dwdb_chunk) */
+  const struct CkX86Pool2d *pl; /* the max pooling of out that a chunk runs on its own samples, or NULL */
+  int pooled;                   /* the chunks ran pl (else the caller runs it after) */
 } CkX86Conv;
 
 /* Fills the shape and picks the slab size from the shape and the workspace
@@ -88,6 +112,49 @@ static int ck_x86_conv_plan(CkX86Conv *c, int64_t N, int64_t C, int64_t H, int64
   }
 #endif
   return 1;
+}
+
+/* The batch-parallel plan: slabs of ceil(CK_X86_CONV_SLAB_COLS / P)
+ * samples (from the shape alone, evened out over the batch), one chunk per
+ * slab doing its im2col, GEMM and scatter on one thread in a workspace of
+ * its own, so a step pays one parallel region per conv instead of several
+ * per slab. One thread whose caller workspace holds a slab uses that (and
+ * its GEMM the pool's packing slot); otherwise every thread gets a pool
+ * scratch slot and the GEMMs run pool-less. 0: not possible (no pool,
+ * or no memory); the slab loop below then runs as before. The bits are
+ * those of any other slab size (ck_x86_conv.h). */
+static int ck_x86_conv_batch_plan(CkX86Conv *c, CkPool *pool, float *scratch, int64_t scratch_floats) {
+  int64_t nb, nslab;
+  int t, threads = ck_pool_threads(pool);
+  if (!pool || c->N < 2) return 0;
+  nb = (CK_X86_CONV_SLAB_COLS + c->P - 1) / c->P;
+  if (nb > c->N) nb = c->N;
+  nslab = (c->N + nb - 1) / nb;
+  nb = (c->N + nslab - 1) / nslab;
+  if (CK_X86_CONV_SCRATCH(c->C, c->OC, c->KH, c->KW, c->OH, c->OW, nb) > ((int64_t)1 << 40)) return 0;
+  c->nb = nb;
+  c->slab_bytes = (size_t)CK_X86_CONV_SCRATCH(c->C, c->OC, c->KH, c->KW, c->OH, c->OW, nb) * sizeof(float);
+  c->pool = c->gemm_pool = NULL;
+  if (threads == 1 && scratch_floats >= CK_X86_CONV_SCRATCH(c->C, c->OC, c->KH, c->KW, c->OH, c->OW, nb)) {
+    c->col = scratch; /* the caller's workspace; the GEMMs may use the pool */
+    c->gemm_pool = pool;
+    return 1;
+  }
+  for (t = 0; t < threads; t++)
+    if (!ck_pool_scratch(pool, t, c->slab_bytes)) return 0;
+  c->pool = pool;
+  return 1;
+}
+
+/* Points c (a chunk's copy of the plan) at slab s and its workspace: the
+ * caller's (one thread) or thread tid's pool slot. */
+static void ck_x86_conv_batch_slab(CkX86Conv *c, int64_t s, int tid) {
+  float *ws = c->pool ? (float *)ck_pool_scratch(c->pool, tid, c->slab_bytes) : c->col;
+  c->n0 = s * c->nb;
+  c->cnt = ck_x86_min(c->nb, c->N - c->n0);
+  c->L = c->cnt * c->P;
+  c->col = ws;
+  c->dys = ws + c->C * c->KH * c->KW * c->P * c->nb;
 }
 
 /* Selects slab [n0, n0 + nb) clipped to N. */
@@ -211,18 +278,24 @@ static void ck_x86_conv_out_chunk(void *ctx, int64_t chunk, int tid) {
   } else {
     memcpy(dst, src, (size_t)c->P * sizeof *dst);
   }
+  if (c->relu) ck_x86_conv_relu(dst, c->P);
 }
 
-/* Chunk oc of a one-sample slab, whose GEMM wrote straight into out. */
+/* Chunk oc of a one-sample slab, whose GEMM wrote straight into out: the
+ * bias (if any), then relu (if asked). */
 static void ck_x86_conv_bias_chunk(void *ctx, int64_t oc, int tid) {
   const CkX86Conv *c = ctx;
-  float *dst = c->out + (c->n0 * c->OC + oc) * c->P, b = c->bias[oc];
+  float *dst = c->out + (c->n0 * c->OC + oc) * c->P;
   int64_t p = 0;
   int l;
   (void)tid;
-  for (; p + 16 <= c->P; p += 16)
-    for (l = 0; l < 16; l++) dst[p + l] += b;
-  for (; p < c->P; p++) dst[p] += b;
+  if (c->bias) {
+    float b = c->bias[oc];
+    for (; p + 16 <= c->P; p += 16)
+      for (l = 0; l < 16; l++) dst[p + l] += b;
+    for (; p < c->P; p++) dst[p] += b;
+  }
+  if (c->relu) ck_x86_conv_relu(dst, c->P);
 }
 
 #if !defined(CK_GEMM_NO_AVX512)
@@ -231,6 +304,7 @@ static void ck_x86_direct_fwd_chunk(void *ctx, int64_t n, int tid) {
   const CkX86Conv *c = ctx;
   (void)tid;
   ck_x86_direct_fwd_avx512(&c->direct, c->out + n * c->OC * c->P, c->x + n * c->C * c->H * c->W, c->w, c->bias);
+  if (c->pl) ck_x86_maxpool_planes(c->pl, n * c->OC, (n + 1) * c->OC); /* while in cache */
 }
 
 /* Chunk b of the direct dw: output channels [16 b, 16 b + 16), its own
@@ -275,17 +349,38 @@ static void ck_x86_conv_dwc_chunk(void *ctx, int64_t chunk, int tid) {
 }
 #endif
 
-void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
-                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
-                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
-                       int64_t OW, float *scratch, int64_t scratch_floats) {
+/* Chunk s of the batch-parallel forward: slab s's im2col, GEMM and
+ * out = GEMM row (+ bias), all on this thread. */
+static void ck_x86_conv_fwd_slab_chunk(void *ctx, int64_t s, int tid) {
+  const CkX86Conv *base = ctx;
+  CkX86Conv c = *base;
+  int64_t i, g;
+  ck_x86_conv_batch_slab(&c, s, tid);
+  for (i = 0; i < c.cnt * c.C; i++) ck_x86_im2col_chunk(&c, i, tid);
+  for (g = 0; g < c.groups; g++)
+    ck_gemm_f32(c.gemm_pool, c.dys + g * c.opg * c.L, c.w + g * c.opg * c.kc, c.col + g * c.kc * c.L, 1, c.opg, c.L,
+                c.kc, 0, 0, 0, 0, 0);
+  for (i = 0; i < c.cnt * c.OC; i++) ck_x86_conv_out_chunk(&c, i, tid);
+  if (c.pl) ck_x86_maxpool_planes(c.pl, c.n0 * c.OC, (c.n0 + c.cnt) * c.OC); /* while in cache */
+}
+
+/* The forward of both entries: relu(conv) when relu is set. */
+static void ck_x86_conv2d_run(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                              int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                              int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                              int64_t OW, float *scratch, int64_t scratch_floats, int relu,
+                              const struct CkX86Pool2d *pl, int *pooled) {
   CkX86Conv c;
   int64_t n0, g;
   if (!ck_x86_conv_plan(&c, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
                         scratch_floats)) {
     ck_conv2d_f32(out, x, w, bias, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW);
+    if (relu && N > 0 && OC > 0 && OH > 0 && OW > 0) ck_x86_conv_relu(out, N * OC * OH * OW);
     return;
   }
+  c.relu = relu;
+  c.direct.relu = relu;
+  c.pl = pl;
   c.x = x;
   c.bias = bias;
   c.out = out;
@@ -293,9 +388,16 @@ void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w,
 #if !defined(CK_GEMM_NO_AVX512)
   if (ck_x86_conv_direct(&c)) {
     ck_pool_parallel_for(pool, N, ck_x86_direct_fwd_chunk, &c);
+    *pooled = pl != NULL;
     return;
   }
 #endif
+  if (ck_x86_conv_batch_plan(&c, pool, scratch, scratch_floats)) {
+    ck_pool_parallel_for(pool, (N + c.nb - 1) / c.nb, ck_x86_conv_fwd_slab_chunk, &c);
+    *pooled = pl != NULL;
+    return;
+  }
+  c.pl = NULL; /* the slab loop below: the caller pools after */
   for (n0 = 0; n0 < N; n0 += c.nb) {
     ck_x86_conv_slab(&c, n0);
     ck_pool_parallel_for(pool, c.cnt * C, ck_x86_im2col_chunk, &c);
@@ -304,7 +406,7 @@ void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w,
       for (g = 0; g < groups; g++)
         ck_gemm_f32(pool, o + g * c.opg * c.P, w + g * c.opg * c.kc, c.col + g * c.kc * c.L, 1, c.opg,
                     c.L, c.kc, 0, 0, 0, 0, 0);
-      if (bias) ck_pool_parallel_for(pool, OC, ck_x86_conv_bias_chunk, &c);
+      if (bias || relu) ck_pool_parallel_for(pool, OC, ck_x86_conv_bias_chunk, &c);
       continue;
     }
     for (g = 0; g < groups; g++)
@@ -312,6 +414,24 @@ void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w,
                   c.L, c.kc, 0, 0, 0, 0, 0);
     ck_pool_parallel_for(pool, c.cnt * OC, ck_x86_conv_out_chunk, &c);
   }
+}
+
+void ck_x86_conv2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                       int64_t OW, float *scratch, int64_t scratch_floats) {
+  int pooled = 0;
+  ck_x86_conv2d_run(pool, out, x, w, bias, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
+                    scratch_floats, 0, NULL, &pooled);
+}
+
+void ck_x86_conv2d_relu_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                            int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                            int64_t OW, float *scratch, int64_t scratch_floats) {
+  int pooled = 0;
+  ck_x86_conv2d_run(pool, out, x, w, bias, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
+                    scratch_floats, 1, NULL, &pooled);
 }
 
 /* ---- backward ------------------------------------------------------------------- */
@@ -353,6 +473,55 @@ static void ck_x86_conv_dbias_chunk(void *ctx, int64_t oc, int tid) {
   c->dbias[oc] += acc[0];
 }
 
+/* Chunk s of the batch-parallel dx: slab s's dy regrouped, the GEMM
+ * dcol = w^T @ dys and col2im into its own samples of dx, on this thread. */
+static void ck_x86_conv_dx_slab_chunk(void *ctx, int64_t s, int tid) {
+  const CkX86Conv *base = ctx;
+  CkX86Conv c = *base;
+  int64_t i, g;
+  ck_x86_conv_batch_slab(&c, s, tid);
+  for (i = 0; i < c.cnt * c.OC; i++) ck_x86_conv_dys_chunk(&c, i, tid);
+  for (g = 0; g < c.groups; g++)
+    ck_gemm_f32(c.gemm_pool, c.col + g * c.kc * c.L, c.w + g * c.opg * c.kc, c.dys + g * c.opg * c.L, 1, c.kc,
+                c.L, c.opg, 1, 0, 0, 0, 0);
+  for (i = 0; i < c.cnt * c.C; i++) ck_x86_col2im_chunk(&c, i, tid);
+}
+
+#if !defined(CK_GEMM_NO_AVX512)
+/* dw by the slab kernel over the whole batch at once: dy of every sample
+ * transposed into the pool's shared slot, then one chunk per (block of 32
+ * output channels, input channel) running its chains through all N
+ * samples in order (the bits of the slab loop). Two parallel regions in
+ * all. 0 when the slot cannot be had. */
+static int ck_x86_conv_dwc_batch(CkX86Conv *c, CkPool *pool) {
+  CkX86Conv b = *c;
+  float *dyt;
+  if (!pool) return 0;
+  dyt = (float *)ck_pool_scratch(pool, -1, (size_t)(c->N * c->P * c->OC) * sizeof(float));
+  if (!dyt) return 0;
+  b.dys = dyt;
+  b.n0 = 0;
+  b.cnt = c->N;
+  ck_pool_parallel_for(pool, c->N, ck_x86_conv_dyt_chunk, &b);
+  ck_pool_parallel_for(pool, (c->OC + 31) / 32 * c->C, ck_x86_conv_dwc_chunk, &b);
+  return 1;
+}
+#endif
+
+#if !defined(CK_GEMM_NO_AVX512)
+/* Chunk of the direct dw with the bias gradient alongside: chunks
+ * [0, ndw) are dw blocks (the longest, claimed first), the rest one bias
+ * channel each, so a second thread sums the bias while the first runs a
+ * dw block (conv1 of the cnn has a single one). */
+static void ck_x86_conv_dwdb_chunk(void *ctx, int64_t chunk, int tid) {
+  const CkX86Conv *c = ctx;
+  if (chunk < c->ndw)
+    ck_x86_direct_dw_chunk(ctx, chunk, tid);
+  else
+    ck_x86_conv_dbias_chunk(ctx, chunk - c->ndw, tid);
+}
+#endif
+
 void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias, const float *dy,
                                 const float *x, const float *w, int64_t N, int64_t C, int64_t H,
                                 int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
@@ -371,18 +540,31 @@ void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias
   c.dx = dx;
   c.dbias = dbias;
   c.dw = dw;
-  if (dbias) ck_pool_parallel_for(pool, OC, ck_x86_conv_dbias_chunk, &c);
+  c.w = w;
 #if !defined(CK_GEMM_NO_AVX512)
   if (dw && ck_x86_conv_direct(&c) &&
       (OC + 15) / 16 * CK_X86_DIRECT_PAD(C, KH, KW, sh, OH, OW) <= scratch_floats) {
-    ck_pool_parallel_for(pool, (OC + 15) / 16, ck_x86_direct_dw_chunk, &c);
+    /* the direct dw blocks first, then the bias channels, in one region */
+    c.ndw = (OC + 15) / 16;
+    ck_pool_parallel_for(pool, c.ndw + (dbias ? OC : 0), ck_x86_conv_dwdb_chunk, &c);
     dw = NULL; /* done */
+    dbias = NULL;
   }
 #endif
+  if (dbias) ck_pool_parallel_for(pool, OC, ck_x86_conv_dbias_chunk, &c);
   if (!dx && !dw) return;
 #if !defined(CK_GEMM_NO_AVX512)
   dwc = dw && ck_x86_conv_dwc(&c);
+  if (dwc && c.N > 1 && ck_x86_conv_dwc_batch(&c, pool)) {
+    dw = NULL; /* done */
+    dwc = 0;
+  }
 #endif
+  if (!dw && dx && ck_x86_conv_batch_plan(&c, pool, scratch, scratch_floats)) {
+    ck_pool_parallel_for(pool, (N + c.nb - 1) / c.nb, ck_x86_conv_dx_slab_chunk, &c);
+    return;
+  }
+  if (!dx && !dw) return;
   for (n0 = 0; n0 < N; n0 += c.nb) {
     ck_x86_conv_slab(&c, n0);
 #if !defined(CK_GEMM_NO_AVX512)
@@ -425,6 +607,7 @@ typedef struct CkX86Pool2d {
   int blocks;     /* 16-output blocks usable: few enough taps, int32 plane offsets */
   int avx512;     /* the blocks run ck_x86_maxpool16*_avx512 */
   int pair;       /* 2x2, stride 2, no padding, AVX-512: whole rows by ck_x86_maxpool2x2_*_avx512 */
+  int relu;       /* backward: dx planes set to x > 0 ? (zeroed + pool gradient) : 0 */
   int ntaps;
   int32_t taps[CK_X86_POOL_TAPS]; /* kh * W + kw in (kh, kw) order */
 } CkX86Pool2d;
@@ -567,9 +750,14 @@ static void ck_x86_pool_flat_offsets(const CkX86Pool2d *p, int32_t *off, int64_t
  * order: blocks where the window is inside, the reference's loop elsewhere. */
 static void ck_x86_maxpool_chunk(void *ctx, int64_t chunk, int tid) {
   const CkX86Pool2d *p = ctx;
-  int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), oh, ow;
-  int32_t off[CK_X86_POOL_LANES];
   (void)tid;
+  ck_x86_maxpool_planes(p, chunk * CK_X86_POOL_PLANES, ck_x86_min(chunk * CK_X86_POOL_PLANES + CK_X86_POOL_PLANES, p->NC));
+}
+
+/* Planes [c, cend) of the forward (a chunk's, or a conv chunk's own). */
+static void ck_x86_maxpool_planes(const CkX86Pool2d *p, int64_t c, int64_t cend) {
+  int64_t oh, ow;
+  int32_t off[CK_X86_POOL_LANES];
   for (; c < cend; c++) {
     const float *xc = p->x + c * p->H * p->W;
     float *o = p->out + c * p->OH * p->OW;
@@ -606,52 +794,77 @@ static void ck_x86_maxpool_chunk(void *ctx, int64_t chunk, int tid) {
   }
 }
 
+/* The backward of plane (xc, g) into dxc (+=): the 2x2 plane or row
+ * kernels (plane: CK_X86_POOL2_PLANE_MAX floats of addends), the 16-window
+ * blocks, or the reference's loop. */
+static void ck_x86_maxpool_bwd_plane(const CkX86Pool2d *p, float *dxc, const float *xc, const float *g,
+                                     float *plane) {
+  int64_t oh, ow;
+  int32_t off[CK_X86_POOL_LANES];
+  (void)plane;
+#if !defined(CK_GEMM_NO_AVX512)
+  if (p->pair && p->H * p->W <= CK_X86_POOL2_PLANE_MAX) {
+    ck_x86_maxpool2x2_bwd_plane_avx512(dxc, xc, g, p->H, p->W, p->OH, p->OW, plane);
+    return;
+  }
+  if (p->pair) {
+    for (oh = 0; oh < p->OH; oh++)
+      ck_x86_maxpool2x2_bwd_row_avx512(dxc + 2 * oh * p->W, dxc + (2 * oh + 1) * p->W, xc + 2 * oh * p->W,
+                                       xc + (2 * oh + 1) * p->W, g + oh * p->OW, p->OW);
+    return;
+  }
+#endif
+  if (p->inside) {
+    int64_t q = 0, nq = p->OH * p->OW;
+    for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
+      ck_x86_pool_flat_offsets(p, off, q);
+      ck_x86_maxpool16_bwd(p, dxc, xc, g + q, off);
+    }
+    for (; q < nq; q++) ck_x86_maxpool_bwd_one(p, dxc, xc, g[q], q / p->OW, q % p->OW);
+    return;
+  }
+  for (oh = 0; oh < p->OH; oh++) {
+    int64_t ih0 = oh * p->sh - p->ph;
+    int inside = ih0 >= 0 && ih0 + p->KH <= p->H;
+    const float *grow = g + oh * p->OW;
+    ow = 0;
+    if (inside) {
+      for (; ow < p->lo; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
+      for (; p->blocks && ow + CK_X86_POOL_LANES <= p->hi; ow += CK_X86_POOL_LANES) {
+        ck_x86_pool_row_offsets(p, off, oh, ow);
+        ck_x86_maxpool16_bwd(p, dxc, xc, grow + ow, off);
+      }
+    }
+    for (; ow < p->OW; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
+  }
+}
+
+/* Chunk: planes [chunk*CK_X86_POOL_PLANES, ...); with relu each plane is
+ * zeroed, gets the pool gradient and is masked by x > 0 while in cache
+ * (the 2x2 plane kernel does all three in one pass). */
 static void ck_x86_maxpool_bwd_chunk(void *ctx, int64_t chunk, int tid) {
   const CkX86Pool2d *p = ctx;
-  int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), oh, ow;
-  int32_t off[CK_X86_POOL_LANES];
+  int64_t c = chunk * CK_X86_POOL_PLANES, cend = ck_x86_min(c + CK_X86_POOL_PLANES, p->NC), i;
 #if !defined(CK_GEMM_NO_AVX512)
   float plane[CK_X86_POOL2_PLANE_MAX]; /* the 2x2 planes' addends (16 KiB of stack) */
+#else
+  float *plane = NULL;
 #endif
   (void)tid;
   for (; c < cend; c++) {
     const float *xc = p->x + c * p->H * p->W, *g = p->dy + c * p->OH * p->OW;
     float *dxc = p->dx + c * p->H * p->W;
 #if !defined(CK_GEMM_NO_AVX512)
-    if (p->pair && p->H * p->W <= CK_X86_POOL2_PLANE_MAX) {
-      ck_x86_maxpool2x2_bwd_plane_avx512(dxc, xc, g, p->H, p->W, p->OH, p->OW, plane);
-      continue;
-    }
-    if (p->pair) {
-      for (oh = 0; oh < p->OH; oh++)
-        ck_x86_maxpool2x2_bwd_row_avx512(dxc + 2 * oh * p->W, dxc + (2 * oh + 1) * p->W, xc + 2 * oh * p->W,
-                                         xc + (2 * oh + 1) * p->W, g + oh * p->OW, p->OW);
+    if (p->relu && p->pair && p->H * p->W <= CK_X86_POOL2_PLANE_MAX) {
+      ck_x86_maxpool2x2_relu_bwd_plane_avx512(dxc, xc, g, p->H, p->W, p->OH, p->OW, plane);
       continue;
     }
 #endif
-    if (p->inside) {
-      int64_t q = 0, nq = p->OH * p->OW;
-      for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
-        ck_x86_pool_flat_offsets(p, off, q);
-        ck_x86_maxpool16_bwd(p, dxc, xc, g + q, off);
-      }
-      for (; q < nq; q++) ck_x86_maxpool_bwd_one(p, dxc, xc, g[q], q / p->OW, q % p->OW);
-      continue;
-    }
-    for (oh = 0; oh < p->OH; oh++) {
-      int64_t ih0 = oh * p->sh - p->ph;
-      int inside = ih0 >= 0 && ih0 + p->KH <= p->H;
-      const float *grow = g + oh * p->OW;
-      ow = 0;
-      if (inside) {
-        for (; ow < p->lo; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
-        for (; p->blocks && ow + CK_X86_POOL_LANES <= p->hi; ow += CK_X86_POOL_LANES) {
-          ck_x86_pool_row_offsets(p, off, oh, ow);
-          ck_x86_maxpool16_bwd(p, dxc, xc, grow + ow, off);
-        }
-      }
-      for (; ow < p->OW; ow++) ck_x86_maxpool_bwd_one(p, dxc, xc, grow[ow], oh, ow);
-    }
+    if (p->relu)
+      for (i = 0; i < p->H * p->W; i++) dxc[i] = 0.0f;
+    ck_x86_maxpool_bwd_plane(p, dxc, xc, g, plane);
+    if (p->relu)
+      for (i = 0; i < p->H * p->W; i++) dxc[i] = xc[i] > 0.0f ? dxc[i] : 0.0f;
   }
 }
 
@@ -680,4 +893,39 @@ void ck_x86_maxpool2d_backward_f32(CkPool *pool, float *dx, const float *dy, con
   ck_x86_pool_plan(&p, NULL, dx, x, dy, N * C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
   ck_pool_parallel_for(pool, (N * C + CK_X86_POOL_PLANES - 1) / CK_X86_POOL_PLANES, ck_x86_maxpool_bwd_chunk,
                        &p);
+}
+
+void ck_x86_maxpool2d_relu_backward_f32(CkPool *pool, float *dx, const float *dy, const float *x, int64_t N,
+                                        int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                                        int64_t sw, int64_t ph, int64_t pw, int64_t OH, int64_t OW) {
+  CkX86Pool2d p;
+  int64_t i, n = N * C * H * W;
+  if (N * C <= 0 || H <= 0 || W <= 0) return;
+  if (OH <= 0 || OW <= 0 || KH < 1 || KW < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0) {
+    /* the three steps as written (no outputs: dx is all zeros) */
+    memset(dx, 0, (size_t)n * sizeof *dx);
+    if (OH > 0 && OW > 0) ck_maxpool2d_backward_f32(dx, dy, x, N, C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+    for (i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dx[i] : 0.0f;
+    return;
+  }
+  ck_x86_pool_plan(&p, NULL, dx, x, dy, N * C, H, W, KH, KW, sh, sw, ph, pw, OH, OW);
+  p.relu = 1;
+  ck_pool_parallel_for(pool, (N * C + CK_X86_POOL_PLANES - 1) / CK_X86_POOL_PLANES, ck_x86_maxpool_bwd_chunk,
+                       &p);
+}
+
+void ck_x86_conv2d_relu_maxpool2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                                      int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH,
+                                      int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups,
+                                      int64_t OH, int64_t OW, float *scratch, int64_t scratch_floats, float *pout,
+                                      int64_t PKH, int64_t PKW, int64_t psh, int64_t psw, int64_t pph, int64_t ppw,
+                                      int64_t POH, int64_t POW) {
+  CkX86Pool2d p;
+  int pooled = 0, ok = N > 0 && OC > 0 && OH > 0 && OW > 0 && POH > 0 && POW > 0 && PKH >= 1 && PKW >= 1 &&
+                       psh >= 1 && psw >= 1 && pph >= 0 && ppw >= 0;
+  if (ok) ck_x86_pool_plan(&p, pout, NULL, out, NULL, N * OC, OH, OW, PKH, PKW, psh, psw, pph, ppw, POH, POW);
+  ck_x86_conv2d_run(pool, out, x, w, bias, N, C, H, W, OC, KH, KW, sh, sw, ph, pw, groups, OH, OW, scratch,
+                    scratch_floats, 1, ok ? &p : NULL, &pooled);
+  if (!pooled)
+    ck_x86_maxpool2d_f32(pool, pout, out, N, OC, OH, OW, PKH, PKW, psh, psw, pph, ppw, POH, POW);
 }

@@ -10,7 +10,13 @@
  * `scratch` of `scratch_floats` floats. The batch is processed in slabs of
  * nb samples, nb = the number of samples whose workspace fits,
  *     CK_X86_CONV_SCRATCH(C, OC, KH, KW, OH, OW, nb) floats,
- * so the slab size depends on the shape and the workspace only. Within a
+ * so the slab size depends on the shape and the workspace only. With a
+ * pool (and N > 1) the forward and dx instead run batch-parallel: one chunk
+ * per slab of ceil(768 / (OH*OW)) samples (the shape alone), each doing its
+ * slab's im2col, GEMM and scatter / col2im on one thread in the pool's
+ * scratch slot of that thread (the caller's workspace with one thread);
+ * the slab dw kernel's dw runs over the whole batch from dy transposed into
+ * the pool's shared slot. Same layout and bits either way. Within a
  * slab the columns of every sample sit side by side (L = nb*OH*OW columns):
  *     col [C*KH*KW][L]   im2col of x (zeros where the window is padding)
  *     dys [OC][L]        the GEMM result (forward) or dy regrouped (backward)
@@ -61,6 +67,29 @@ void ck_x86_conv2d_backward_f32(CkPool *pool, float *dx, float *dw, float *dbias
                                 int64_t ph, int64_t pw, int64_t groups, int64_t OH, int64_t OW,
                                 float *scratch, int64_t scratch_floats);
 
+/* relu(conv): ck_x86_conv2d_f32's output with relu applied to each element
+ * once its bias is added, as ck_x86_reluf (rt-min/x86/ck_x86_math.h:
+ * x < 0 ? 0 : x, so NaN and -0 pass): the bits of the conv step followed by
+ * the relu loop, without writing and re-reading the pre-relu tensor. The
+ * relu gradient's mask `pre > 0` equals `relu(pre) > 0` for every float
+ * (NaN and -0 included), so a backward can take it from this output. */
+void ck_x86_conv2d_relu_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                            int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH, int64_t KW,
+                            int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups, int64_t OH,
+                            int64_t OW, float *scratch, int64_t scratch_floats);
+
+/* ck_x86_conv2d_relu_f32 into out, then ck_x86_maxpool2d_f32 of out into
+ * pout (window PKH x PKW, stride psh x psw, padding pph x ppw, POH x POW
+ * outputs): each conv chunk (a sample, or a slab of samples) pools its own
+ * planes while they are in cache, so out is not read back from memory. The
+ * bits of the two calls. */
+void ck_x86_conv2d_relu_maxpool2d_f32(CkPool *pool, float *out, const float *x, const float *w, const float *bias,
+                                      int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t KH,
+                                      int64_t KW, int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t groups,
+                                      int64_t OH, int64_t OW, float *scratch, int64_t scratch_floats, float *pout,
+                                      int64_t PKH, int64_t PKW, int64_t psh, int64_t psw, int64_t pph, int64_t ppw,
+                                      int64_t POH, int64_t POW);
+
 /* ck_maxpool2d_f32 and ck_maxpool2d_backward_f32 on the pool: the (n, c)
  * planes split into fixed blocks, each plane computed with the reference's
  * comparisons in the reference's order, so the results are bitwise equal to
@@ -72,6 +101,15 @@ void ck_x86_maxpool2d_f32(CkPool *pool, float *out, const float *x, int64_t N, i
 void ck_x86_maxpool2d_backward_f32(CkPool *pool, float *dx, const float *dy, const float *x, int64_t N,
                                    int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
                                    int64_t sw, int64_t ph, int64_t pw, int64_t OH, int64_t OW);
+/* The gradient through maxpool(relu(.)), x being relu's output (the pool's
+ * input): dx = x > 0 ? d : 0.0f with d the pool backward of dy into a zeroed
+ * plane; every element of dx is SET (not accumulated). Bitwise what the
+ * three steps memset(dx), ck_x86_maxpool2d_backward_f32 and the loop
+ * where(x > 0, dx, 0) give, but one pass over each plane while it is in
+ * cache. */
+void ck_x86_maxpool2d_relu_backward_f32(CkPool *pool, float *dx, const float *dy, const float *x, int64_t N,
+                                        int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t sh,
+                                        int64_t sw, int64_t ph, int64_t pw, int64_t OH, int64_t OW);
 
 /* The AVX-512 blocks of the above (rt-min/x86/ck_x86_conv_avx512.c; internal:
  * call only where the CPU has AVX-512F). 16 windows whose first cells are
@@ -90,6 +128,7 @@ void ck_x86_maxpool16_bwd_avx512(int32_t *best, const float *xc, const int32_t *
  * bits, without the im2col matrix or a GEMM whose K (or N) is 9. */
 typedef struct CkX86Direct {
   int64_t N, C, H, W, OC, KH, KW, sh, ph, pw, OH, OW;
+  int relu; /* the forward stores relu(out) (ck_x86_conv2d_relu_f32) */
 } CkX86Direct;
 #define CK_X86_DIRECT_TAPS 16
 /* out [OC][OH*OW] of one sample x [C][H][W] (+ bias, may be NULL). */
@@ -125,5 +164,9 @@ void ck_x86_maxpool2x2_bwd_row_avx512(float *d0, float *d1, const float *r0, con
 #define CK_X86_POOL2_PLANE_MAX 4096
 void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
                                         int64_t OH, int64_t OW, float *buf);
+/* The same plane for ck_x86_maxpool2d_relu_backward_f32: every cell set to
+ * xc > 0 ? +0.0f + (its addend) : +0.0f. */
+void ck_x86_maxpool2x2_relu_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
+                                             int64_t OH, int64_t OW, float *buf);
 
 #endif

@@ -145,8 +145,8 @@ static __mmask16 ck_x86_lanes(int64_t lo, int64_t hi) {
  * their bits, as in the reference, which does not touch them. The row
  * version's masked loads of dx right after masked stores to the same cache
  * lines stall store forwarding; here dx is read and written once, in order. */
-void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
-                                        int64_t OH, int64_t OW, float *buf) {
+static void ck_x86_pool2_addend(const float *xc, const float *g, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                 float *buf) {
   const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
   const __m512i p0 = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
@@ -185,11 +185,89 @@ void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float
       }
     }
   }
+}
+
+void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
+                                        int64_t OH, int64_t OW, float *buf) {
+  int64_t i, n = H * W;
+  ck_x86_pool2_addend(xc, g, H, W, OH, OW, buf);
   for (i = 0; i + 16 <= n; i += 16)
     _mm512_storeu_ps(dxc + i, _mm512_add_ps(_mm512_loadu_ps(dxc + i), _mm512_loadu_ps(buf + i)));
   if (i < n) {
     __mmask16 mt = ck_x86_lanes(0, n - i);
     _mm512_mask_storeu_ps(dxc + i, mt, _mm512_add_ps(_mm512_maskz_loadu_ps(mt, dxc + i), _mm512_maskz_loadu_ps(mt, buf + i)));
+  }
+}
+
+/* The relu-masked version: dxc = xc > 0 ? +0.0f + addend : +0.0f over the
+ * plane, every cell set. The reference sequence (a zeroed dx, the pool's
+ * dx += g, then where(x > 0, dx, 0)) gives +0.0f + g at each recorded cell
+ * and +0.0f elsewhere (+0.0f + -0.0f == +0.0f), so these are its bits; a NaN
+ * x fails the ordered compare, as x > 0 does. */
+/* That plane when the windows cover it exactly (H = 2*OH, W = 2*OW): each
+ * block of 16 windows computes its addends in registers and stores the two
+ * masked rows straight into dx, which is never read. */
+static void ck_x86_pool2_relu_rows(float *dxc, const float *xc, const float *g, int64_t W, int64_t OH,
+                                   int64_t OW) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  const __m512i p0 = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+  const __m512i p1 = _mm512_add_epi32(p0, _mm512_set1_epi32(2));
+  const __m512 nz = _mm512_set1_ps(-0.0f), z = _mm512_setzero_ps();
+  int64_t oh, ow;
+  for (oh = 0; oh < OH; oh++)
+    for (ow = 0; ow < OW; ow += 16) {
+      int64_t cnt = OW - ow < 16 ? OW - ow : 16;
+      const float *r0 = xc + 2 * oh * W + 2 * ow;
+      __mmask16 mo, mlo, mhi;
+      __m512 xr[2][2], t[4], m, gv, glo, ghi;
+      __m512i b = _mm512_setzero_si512(), blo, bhi;
+      int k, r;
+      ck_x86_pool2_masks(cnt, &mo, &mlo, &mhi);
+      for (r = 0; r < 2; r++) {
+        xr[r][0] = _mm512_maskz_loadu_ps(mlo, r0 + r * W);
+        xr[r][1] = _mm512_maskz_loadu_ps(mhi, r0 + r * W + 16);
+        t[2 * r] = _mm512_permutex2var_ps(xr[r][0], ie, xr[r][1]);
+        t[2 * r + 1] = _mm512_permutex2var_ps(xr[r][0], io, xr[r][1]);
+      }
+      m = t[0];
+      for (k = 1; k < 4; k++) {
+        __mmask16 take = _mm512_cmp_ps_mask(t[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(t[k], t[k], _CMP_UNORD_Q);
+        m = _mm512_mask_blend_ps(take, m, t[k]);
+        b = _mm512_mask_blend_epi32(take, b, _mm512_set1_epi32(k));
+      }
+      gv = _mm512_maskz_loadu_ps(mo, g + oh * OW + ow);
+      glo = _mm512_permutexvar_ps(dlo, gv);
+      ghi = _mm512_permutexvar_ps(dhi, gv);
+      blo = _mm512_permutexvar_epi32(dlo, b);
+      bhi = _mm512_permutexvar_epi32(dhi, b);
+      for (r = 0; r < 2; r++) {
+        __m512i pat = r ? p1 : p0;
+        float *dst = dxc + (2 * oh + r) * W + 2 * ow;
+        __m512 alo = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(blo, pat), nz, glo);
+        __m512 ahi = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(bhi, pat), nz, ghi);
+        __mmask16 plo = _mm512_cmp_ps_mask(xr[r][0], z, _CMP_GT_OQ), phi = _mm512_cmp_ps_mask(xr[r][1], z, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(dst, mlo, _mm512_maskz_add_ps(plo, z, alo));
+        _mm512_mask_storeu_ps(dst + 16, mhi, _mm512_maskz_add_ps(phi, z, ahi));
+      }
+    }
+}
+
+void ck_x86_maxpool2x2_relu_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
+                                             int64_t OH, int64_t OW, float *buf) {
+  const __m512 z = _mm512_setzero_ps();
+  int64_t i, n = H * W;
+  if (2 * OH == H && 2 * OW == W) {
+    ck_x86_pool2_relu_rows(dxc, xc, g, W, OH, OW);
+    return;
+  }
+  ck_x86_pool2_addend(xc, g, H, W, OH, OW, buf);
+  for (i = 0; i < n; i += 16) {
+    __mmask16 mt = ck_x86_lanes(0, n - i);
+    __mmask16 pos = _mm512_mask_cmp_ps_mask(mt, _mm512_maskz_loadu_ps(mt, xc + i), z, _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(dxc + i, mt, _mm512_maskz_add_ps(pos, z, _mm512_maskz_loadu_ps(mt, buf + i)));
   }
 }
 
@@ -237,6 +315,8 @@ static inline __attribute__((always_inline)) void ck_x86_direct_fwd_k(const CkX8
         }
         for (j = 0; j < nj; j++) {
           __m512 v = bias ? _mm512_add_ps(acc[j], _mm512_set1_ps(bias[oc0 + j])) : acc[j];
+          /* relu as ck_x86_reluf: max(0, v) gives v unless 0 > v (NaN and -0 kept) */
+          if (d->relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
           _mm512_mask_storeu_ps(out + (oc0 + j) * P + oh * d->OW + ow0, mo, v);
         }
       }

@@ -13,7 +13,8 @@
  * reference by rounding only (and are still bitwise equal over thread
  * counts): the register-tiled attention path (D and Dv multiples of 16)
  * computes each row's softmax vectorised over keys (ck_x86_expf of
- * ck_x86_math.h, 16 lane partial sums added in a fixed tree), and
+ * ck_x86_math.h, 16 lane partial sums added in a fixed tree, p times the
+ * reciprocal of the sum), and
  * layernorm's row sums (forward statistics, dx's two sums) run as 16 lane
  * partials in j order, added in the same fixed tree. The work is split over batch
  * items only (chunk = one (batch, head) item), and every write of an item's
@@ -55,6 +56,22 @@ void ck_x86_attention_backward_f32(CkPool *pool, float *dq, float *dk, float *dv
                                    int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, float scale,
                                    float *scratch);
 
+/* The same two kernels over batch x heads items read and written in place
+ * (a transformer's heads as column blocks of its qkv and merged rows, no
+ * split or merge copies): item (n, h), n < batch, h < heads, has its row i
+ * of operand X at X + lay[4X] + n lay[4X+1] + h lay[4X+2] + i lay[4X+3],
+ * features contiguous, X in the order q, k, v, out (forward: 16 values) and
+ * q, k, v, dout, dq, dk, dv (backward: 28). Every element is computed as by
+ * the contiguous kernels on the gathered operands (the same bits); items
+ * must not overlap in what they write. */
+void ck_x86_attention_heads_f32(CkPool *pool, float *out, const float *q, const float *k, const float *v,
+                                const int64_t *lay, int64_t batch, int64_t heads, int64_t T, int64_t S,
+                                int64_t D, int64_t Dv, int causal, float scale, float *scratch);
+void ck_x86_attention_heads_backward_f32(CkPool *pool, float *dq, float *dk, float *dv, const float *dout,
+                                         const float *q, const float *k, const float *v, const int64_t *lay,
+                                         int64_t batch, int64_t heads, int64_t T, int64_t S, int64_t D,
+                                         int64_t Dv, int causal, float scale, float *scratch);
+
 /* ck_layernorm_f32 on the pool: rows split into fixed blocks of
  * CK_X86_ROWS, each row the reference's formula (row sums as 16 lane
  * partials, see above). */
@@ -70,9 +87,23 @@ void ck_x86_layernorm_backward_f32(CkPool *pool, float *dx, float *dweight, floa
                                    const float *x, const float *weight, const float *mean,
                                    const float *rstd, int64_t rows, int64_t n);
 
+/* The whole backward of a layernorm in one call, its outputs SET (not
+ * accumulated): each row's statistics recomputed from x as by
+ * ck_x86_layernorm_f32 (written to mean / rstd, rows floats each), then
+ * dx, dweight and dbias (each may be NULL) over the blocks above; res
+ * (NULL, or rows x n floats: the residual branch's gradient) is added to
+ * dx, dx = res + (0 + dx's value). The same bits as ck_x86_layernorm_f32
+ * into mean / rstd, zeroed dx / dweight, ck_x86_layernorm_backward_f32,
+ * ck_x86_sum_f32 of dy for dbias and the elementwise res + dx (the
+ * sequence lower_x86.c folds into this call), for every thread count. */
+void ck_x86_layernorm_backward_set_f32(CkPool *pool, float *dx, float *dweight, float *dbias, float *mean,
+                                       float *rstd, const float *dy, const float *x, const float *weight,
+                                       const float *res, int64_t rows, int64_t n, float eps);
+
 /* ck_sum_f32 (out[a, c] = sum_j x[a, j, c], j in order from 0) on the pool:
- * chunks of CK_X86_ROWS outer indices times CK_X86_COLS inner indices, the
- * inner block summed as 16 independent lanes (vectorized, same order). */
+ * chunks of CK_X86_ROWS outer indices times CK_X86_SUM_COLS inner indices,
+ * the inner block summed as independent lanes (vectorized, same order). */
+#define CK_X86_SUM_COLS 64
 void ck_x86_sum_f32(CkPool *pool, float *out, const float *x, int64_t outer, int64_t n, int64_t inner);
 
 /* The losses over long rows (pooled, vectorised) live beside these; the

@@ -237,3 +237,61 @@ int64_t ck_x86_cross_entropy_backward_f32(CkPool *pool, float *dlogits, const fl
   ck_pool_parallel_for(pool, (rows + c.per - 1) / c.per, ck_x86_xent_bwd_rows, &c);
   return -1;
 }
+
+/* ---- embedding gradient straight into grads ---------------------------------------------- */
+
+typedef struct CkX86Emb {
+  float *grads;
+  const float *base, *dy;
+  const int32_t *first, *order;
+  int64_t V, C;
+} CkX86Emb;
+
+/* Rows [v0, v1) of the table: g = g + (base + e) (or g + e), e = 0 + the
+ * dy rows that hit v in index order, 16 columns at a time in registers. */
+static void ck_x86_emb_rows(void *ctx, int64_t chunk, int tid) {
+  const CkX86Emb *c = ctx;
+  int64_t v0 = chunk * CK_X86_EMB_ROWS, v1 = v0 + CK_X86_EMB_ROWS < c->V ? v0 + CK_X86_EMB_ROWS : c->V;
+  const int64_t C = c->C;
+  (void)tid;
+  for (int64_t v = v0; v < v1; v++) {
+    float *g = c->grads + v * C;
+    const float *t = c->base ? c->base + v * C : NULL;
+    int32_t h0 = c->first[v], h1 = c->first[v + 1];
+    int64_t j = 0;
+    for (; j + CK_X86_LANES <= C; j += CK_X86_LANES) {
+      CkX86Vec16 e = CK_X86_VSET16(0.0f);
+      for (int32_t h = h0; h < h1; h++) e += CK_X86_VLOAD16(c->dy + (int64_t)c->order[h] * C + j);
+      if (t) e = CK_X86_VLOAD16(t + j) + e;
+      CK_X86_VSTORE16(g + j, CK_X86_VLOAD16(g + j) + e);
+    }
+    for (; j < C; j++) {
+      float e = 0.0f;
+      for (int32_t h = h0; h < h1; h++) e += c->dy[(int64_t)c->order[h] * C + j];
+      if (t) e = t[j] + e;
+      g[j] = g[j] + e;
+    }
+  }
+}
+
+int64_t ck_x86_embedding_grad_f32(CkPool *pool, float *grads, const float *base, const float *dy,
+                                  const int32_t *idx, int64_t n_idx, int64_t V, int64_t C, void *ws) {
+  int32_t *first = (int32_t *)ws, *order = first + V + 1;
+  int64_t i, v;
+  for (i = 0; i < n_idx; i++)
+    if (idx[i] < 0 || (int64_t)idx[i] >= V) return i;
+  if (V <= 0 || C <= 0) return -1;
+  /* a stable counting sort: the positions hitting row v, in index order,
+   * are order[first[v] .. first[v+1]) */
+  for (v = 0; v <= V; v++) first[v] = 0;
+  for (i = 0; i < n_idx; i++) first[idx[i] + 1]++;
+  for (v = 0; v < V; v++) first[v + 1] += first[v];
+  for (i = 0; i < n_idx; i++) order[first[idx[i]]++] = (int32_t)i;
+  for (v = V; v > 0; v--) first[v] = first[v - 1]; /* first[v] was advanced to the end of row v */
+  first[0] = 0;
+  {
+    CkX86Emb c = {grads, base, dy, first, order, V, C};
+    ck_pool_parallel_for(pool, (V + CK_X86_EMB_ROWS - 1) / CK_X86_EMB_ROWS, ck_x86_emb_rows, &c);
+  }
+  return -1;
+}

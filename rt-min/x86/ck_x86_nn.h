@@ -35,4 +35,19 @@ int64_t ck_x86_cross_entropy_backward_f32(CkPool *pool, float *dlogits, const fl
                                           const float *logits, const int32_t *targets, int64_t rows,
                                           int64_t V, int32_t ignore_index, float label_smoothing);
 
+/* An embedding's gradient added into the parameter gradient in one pass:
+ *   grads[v, :] = grads[v, :] + (base[v, :] + e[v, :])   (base NULL: grads + e)
+ * where e[v, :] = 0 + the rows dy[i, :] with idx[i] == v, in index order.
+ * That is, bit for bit, what the four steps the c99 lowering writes give:
+ * memset(e); ck_embedding_backward_f32(e, dy, idx, ...); u = base + e (the
+ * tied head's gradient, when there is one); grads += u, without the
+ * table-sized temporary e, its memset and the two table-sized passes (GPT-2:
+ * 154 MB each). The rows are split into fixed blocks of CK_X86_EMB_ROWS
+ * (bitwise the same for every thread count). ws: V + 1 + n_idx int32 of
+ * workspace (a stable counting sort of idx). Returns -1, or the position of
+ * the first index outside [0, V), in which case nothing is written. */
+#define CK_X86_EMB_ROWS 64
+int64_t ck_x86_embedding_grad_f32(CkPool *pool, float *grads, const float *base, const float *dy,
+                                  const int32_t *idx, int64_t n_idx, int64_t V, int64_t C, void *ws);
+
 #endif

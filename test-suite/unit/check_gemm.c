@@ -322,7 +322,12 @@ END_TEST
 START_TEST(test_threads_bitwise) {
   static const int64_t shapes[][4] = {
       {1, 300, 333, 517}, {1, 64, 2100, 40}, {1, 1000, 20, 64}, {4, 70, 90, 300},
-      {32, 20, 30, 40},   {1, 129, 131, 1500}};
+      {32, 20, 30, 40},   {1, 129, 131, 1500},
+      /* the grids of the parallel path (AVX-512 tiles): 1 x 4 with A packed up
+       * front (GPT-2 proj); 2 x 1, each chunk packing its A (tiny_gpt dX); 2 x 2;
+       * 1 x 4 with packed A over 4 MiB, in two passes over k; 1 x 2 (batch-1) */
+      {1, 256, 768, 768}, {1, 512, 128, 384}, {1, 1000, 520, 130}, {1, 250, 400, 4100},
+      {1, 64, 384, 128}};
   int isa = isa_of(_i);
   if (!isa_usable(isa)) return;
   CkPool *pools[4];

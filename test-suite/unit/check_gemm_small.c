@@ -13,6 +13,7 @@
  * is the ck_gemm_f32 fallback and the same comparisons still hold. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,96 @@ START_TEST(test_small_large) {
 }
 END_TEST
 
+/* The mid-M path (ck_gemm_mid_f32: X @ W^T, 9..64 rows, reached through
+ * ck_gemm_f32): bit for bit the scalar definition for M around the 16-row
+ * vectors and the 64-row limit (65: the packed GEMM), N around the 16 x 16
+ * blocks, the register tiles (6, 8, 12 rows) and the 64-column chunk, K
+ * around the 16-k transpose blocks, with and without accumulate, batch 1 and
+ * batches whose rows fold (A dense, W shared), on pools of 1, 2 and 3 threads
+ * (gs_case: ck_gemm_small_f32 falls back to ck_gemm_f32 above 8 rows). */
+static const int64_t gm_ms[] = {9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65};
+static const int64_t gm_ns[] = {1, 5, 16, 17, 47, 48, 63, 64, 65, 130, 384};
+static const int64_t gm_ks[] = {1, 3, 16, 17, 128, 129};
+#define GM_NM ((int)(sizeof gm_ms / sizeof gm_ms[0]))
+#define GM_NN ((int)(sizeof gm_ns / sizeof gm_ns[0]))
+#define GM_NK ((int)(sizeof gm_ks / sizeof gm_ks[0]))
+
+/* ck_gemm_mid_f32 called directly (ck_gemm_f32 sends small K to the packed
+ * GEMM), bit for bit against the scalar definition, guard band untouched. */
+static void gm_direct(CkPool *pool, int64_t M, int64_t N, int64_t K, int flags, uint64_t seed) {
+  GsLcg g = {seed};
+  int64_t no = M * N + GS_GUARD;
+  float *x = gs_fill(&g, (size_t)(M * K)), *w = gs_fill(&g, (size_t)(N * K)), *want = gs_fill(&g, (size_t)no);
+  float *got = malloc((size_t)no * sizeof *got);
+  ck_assert_ptr_nonnull(got);
+  memcpy(got, want, (size_t)no * sizeof *got);
+  ck_gemm_f32_scalar(want, x, w, 1, M, N, K, 0, 1, 0, 0, flags);
+  ck_gemm_mid_f32(pool, got, x, w, M, N, K, flags);
+  ck_assert_msg(memcmp(want, got, (size_t)no * sizeof *got) == 0, "mid != scalar: M=%ld N=%ld K=%ld flags=%d threads=%d",
+                (long)M, (long)N, (long)K, flags, ck_pool_threads(pool));
+  free(x);
+  free(w);
+  free(want);
+  free(got);
+}
+
+START_TEST(test_mid_bits) {
+  int m = _i % GM_NM, flags = (_i / GM_NM) ? CK_GEMM_ACCUMULATE : 0;
+  for (int th = 1; th <= 3; th++) {
+    CkPool *pool = ck_pool_create(th);
+    ck_assert_ptr_nonnull(pool);
+    for (int n = 0; n < GM_NN; n++)
+      for (int k = 0; k < GM_NK; k++) {
+        gs_case(pool, gm_ms[m], gm_ns[n], gm_ks[k], 0, 1, flags, 0, (uint64_t)(_i * 7919 + n * 131 + k));
+        if (gm_ms[m] <= CK_GEMM_MID_MAX_M) /* the mid kernel itself, whatever ck_gemm_f32 picks */
+          gm_direct(pool, gm_ms[m], gm_ns[n], gm_ks[k], flags, (uint64_t)(_i * 7919 + n * 131 + k + 9));
+        if (gm_ms[m] <= 32 && (n + k) % 3 == 0) /* batch 2 or 3 with W shared: rows fold to <= 96 */
+          gs_case(pool, gm_ms[m], gm_ns[n], gm_ks[k], 0, 1, flags, 2, (uint64_t)(_i * 7919 + n * 131 + k + 5));
+      }
+    ck_pool_destroy(pool);
+  }
+}
+END_TEST
+
+/* The inference shapes against a double-precision reference: every element
+ * within the fp32 dot-product bound K * 2^-24 * sum_k |x w| (plus a denormal
+ * floor); and each row equals the one-row product (M = 1, the small path
+ * decode runs) bit for bit, so decode and the full forward agree. */
+START_TEST(test_mid_double) {
+  static const int64_t shapes[][3] = {{64, 384, 128}, {64, 128, 512}, {64, 256, 128}, {40, 100, 77}};
+  GsLcg g = {4242};
+  for (int s = 0; s < 4; s++) {
+    int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    float *x = gs_fill(&g, (size_t)(M * K)), *w = gs_fill(&g, (size_t)(N * K));
+    float *c = malloc((size_t)(M * N) * sizeof *c), *row = malloc((size_t)N * sizeof *row);
+    CkPool *pool = ck_pool_create(2);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(row);
+    ck_assert_ptr_nonnull(pool);
+    ck_gemm_f32(pool, c, x, w, 1, M, N, K, 0, 1, 0, 0, 0);
+    for (int64_t i = 0; i < M; i++) {
+      for (int64_t j = 0; j < N; j++) {
+        double ref = 0.0, mag = 0.0;
+        for (int64_t k = 0; k < K; k++) {
+          ref += (double)x[i * K + k] * (double)w[j * K + k];
+          mag += fabs((double)x[i * K + k] * (double)w[j * K + k]);
+        }
+        ck_assert_msg(fabs((double)c[i * N + j] - ref) <= (double)K * 0x1p-24 * mag + 0x1p-126,
+                      "mid %ldx%ldx%ld at (%ld, %ld): %.9g vs %.9g", (long)M, (long)N, (long)K, (long)i,
+                      (long)j, (double)c[i * N + j], ref);
+      }
+      ck_gemm_small_f32(NULL, row, x + i * K, w, 1, 1, N, K, 0, 1, 0, 0, 0);
+      ck_assert_msg(memcmp(row, c + i * N, (size_t)N * sizeof *row) == 0, "row %ld != one-row product", (long)i);
+    }
+    ck_pool_destroy(pool);
+    free(x);
+    free(w);
+    free(c);
+    free(row);
+  }
+}
+END_TEST
+
 /* Empty products: nothing written when M or N or the batch is 0; K = 0
  * writes zeros (or leaves out when accumulating), as ck_gemm_f32 does. */
 START_TEST(test_small_empty) {
@@ -147,6 +238,8 @@ Suite *check_gemm_small_suite(void) {
   tcase_add_loop_test(tc, test_small_bits, 0, GS_NM * 4 * 4);
   tcase_add_test(tc, test_small_large);
   tcase_add_test(tc, test_small_empty);
+  tcase_add_loop_test(tc, test_mid_bits, 0, GM_NM * 2);
+  tcase_add_test(tc, test_mid_double);
   suite_add_tcase(s, tc);
   return s;
 }

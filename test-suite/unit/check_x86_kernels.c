@@ -54,7 +54,10 @@ static float *xk_copy(const float *x, int64_t n) {
 }
 
 static void xk_same(const float *ref, const float *got, int64_t n, const char *what) {
-  ck_assert_msg(memcmp(ref, got, (size_t)n * sizeof *ref) == 0, "%s differs from the reference", what);
+  int64_t i = 0;
+  while (i < n && memcmp(ref + i, got + i, sizeof *ref) == 0) i++;
+  ck_assert_msg(i == n, "%s differs from the reference at element %lld: %.9g, expected %.9g", what, (long long)i,
+                i < n ? (double)got[i] : 0.0, i < n ? (double)ref[i] : 0.0);
 }
 
 /* The register-tiled attention path (D and Dv whole 16-lane blocks, a
@@ -180,6 +183,108 @@ START_TEST(test_attention_backward_moves) {
   ck_assert_int_gt(nzv, B * S * Dv / 2);
   ck_pool_destroy(pool);
   free(q), free(k), free(v), free(g), free(scr), free(dq), free(dv);
+}
+END_TEST
+
+/* Gathers item (n, h) of a [batch, rows, heads * cols] tensor stored with
+ * batch stride bs and row stride ld from element off (q, k, v as column
+ * blocks of qkv) into a contiguous [batch * heads, rows, cols] one, and
+ * scatters back. */
+static void xk_heads_gather(float *dst, const float *src, int64_t off, int64_t bs, int64_t ld, int64_t B,
+                            int64_t H, int64_t rows, int64_t cols, bool back) {
+  for (int64_t n = 0; n < B; n++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < rows; i++)
+        for (int64_t d = 0; d < cols; d++) {
+          float *c = dst + ((n * H + h) * rows + i) * cols + d;
+          float *s = (float *)src + off + n * bs + h * cols + i * ld + d;
+          if (back)
+            *s = *c;
+          else
+            *c = *s;
+        }
+}
+
+/* heads shapes: batch, heads, T, S, D, Dv, causal */
+static const int64_t xk_heads_shapes[][7] = {
+    {2, 4, 64, 64, 32, 32, 1}, {1, 3, 13, 13, 16, 16, 1}, {2, 2, 9, 9, 5, 7, 1}, {3, 2, 7, 21, 32, 16, 0},
+};
+
+/* ck_x86_attention_heads_f32 / _backward_f32 reading q, k, v as column
+ * blocks of one qkv buffer (row stride H(2D + Dv) + 5, padded so the layout
+ * is no accident) and writing out / dq / dk / dv in place: bitwise what
+ * the contiguous kernels give on the gathered operands, for a NULL pool
+ * (the strided reference path) and 1, 2, 3 threads; and what lies outside
+ * the written blocks is untouched. */
+START_TEST(test_attention_heads) {
+  const int64_t *sh = xk_heads_shapes[_i];
+  int64_t B = sh[0], H = sh[1], T = sh[2], S = sh[3], D = sh[4], Dv = sh[5];
+  int causal = (int)sh[6];
+  int64_t ldx = H * (2 * D + Dv) + 5, ldo = H * Dv + 3, R = T > S ? T : S;
+  XkRng r = {(uint64_t)_i * 31u + 7u};
+  float scale = 1.0f / sqrtf((float)D);
+  /* q rows T, k / v rows S: one buffer of R rows per batch item */
+  float *qkv = xk_rand(&r, B * R * ldx), *g = xk_rand(&r, B * T * ldo);
+  float *q = xk_rand(&r, B * H * T * D), *k = xk_rand(&r, B * H * S * D), *v = xk_rand(&r, B * H * S * Dv);
+  float *gc = xk_rand(&r, B * H * T * Dv);
+  xk_heads_gather(q, qkv, 0, R * ldx, ldx, B, H, T, D, false);
+  xk_heads_gather(k, qkv, H * D, R * ldx, ldx, B, H, S, D, false);
+  xk_heads_gather(v, qkv, 2 * H * D, R * ldx, ldx, B, H, S, Dv, false);
+  xk_heads_gather(gc, g, 0, T * ldo, ldo, B, H, T, Dv, false);
+  const int64_t lay[28] = {0,          R * ldx, D,  ldx, H * D,       R * ldx, D,  ldx, 2 * H * D, R * ldx, Dv, ldx,
+                           0,          T * ldo, Dv, ldo, 0,           R * ldx, D,  ldx, H * D,     R * ldx, D,  ldx,
+                           2 * H * D, R * ldx, Dv, ldx};
+  float *scr = xk_rand(&r, 2 * S), *ref = xk_rand(&r, B * H * T * Dv);
+  float *rq = calloc((size_t)(B * H * T * D), 4), *rk = calloc((size_t)(B * H * S * D), 4);
+  float *rv = calloc((size_t)(B * H * S * Dv), 4);
+  for (int pw = 0; pw <= 3; pw++) {
+    CkPool *pool = xk_pool(pw);
+    float *out = xk_rand(&r, B * T * ldo), *out0 = xk_copy(out, B * T * ldo), *got = xk_rand(&r, B * H * T * Dv);
+    float *dx = xk_rand(&r, B * R * ldx), *dx0 = xk_copy(dx, B * R * ldx);
+    /* the contiguous kernel on the same pool is the reference (bitwise) */
+    ck_x86_attention_f32(pool, ref, q, k, v, B * H, T, S, D, Dv, causal, scale, scr);
+    ck_x86_attention_heads_f32(pool, out, qkv, qkv, qkv, lay, B, H, T, S, D, Dv, causal, scale, scr);
+    xk_heads_gather(got, out, 0, T * ldo, ldo, B, H, T, Dv, false);
+    xk_same(ref, got, B * H * T * Dv, pw ? "heads out (pool)" : "heads out (no pool)");
+    for (int64_t n = 0; n < B * T; n++) /* the pad columns are untouched */
+      ck_assert(memcmp(out + n * ldo + H * Dv, out0 + n * ldo + H * Dv, 3 * 4) == 0);
+    /* backward: dq, dk, dv accumulated into a dqkv laid out as qkv */
+    memset(rq, 0, (size_t)(B * H * T * D) * 4), memset(rk, 0, (size_t)(B * H * S * D) * 4);
+    memset(rv, 0, (size_t)(B * H * S * Dv) * 4);
+    xk_heads_gather(rq, dx, 0, R * ldx, ldx, B, H, T, D, false);
+    xk_heads_gather(rk, dx, H * D, R * ldx, ldx, B, H, S, D, false);
+    xk_heads_gather(rv, dx, 2 * H * D, R * ldx, ldx, B, H, S, Dv, false);
+    ck_x86_attention_backward_f32(pool, rq, rk, rv, gc, q, k, v, B * H, T, S, D, Dv, causal, scale, scr);
+    ck_x86_attention_heads_backward_f32(pool, dx, dx, dx, g, qkv, qkv, qkv, lay, B, H, T, S, D, Dv, causal, scale,
+                                        scr);
+    /* scatter the reference into dx0 and compare the whole buffers */
+    xk_heads_gather(rq, dx0, 0, R * ldx, ldx, B, H, T, D, true);
+    xk_heads_gather(rk, dx0, H * D, R * ldx, ldx, B, H, S, D, true);
+    xk_heads_gather(rv, dx0, 2 * H * D, R * ldx, ldx, B, H, S, Dv, true);
+    xk_same(dx0, dx, B * R * ldx, "heads dq/dk/dv");
+    ck_pool_destroy(pool);
+    free(out), free(out0), free(got), free(dx), free(dx0);
+  }
+  free(qkv), free(g), free(q), free(k), free(v), free(gc), free(scr), free(ref), free(rq), free(rk), free(rv);
+}
+END_TEST
+
+/* A softmax row whose scores span far more than exp's range (keys at -1e4
+ * against 0: their exps underflow) and rows of one key: the tiled path
+ * still agrees with the reference within the stated bound, with no NaN. */
+START_TEST(test_attention_extreme_scores) {
+  int64_t B = 1, T = 37, S = 37, D = 16, Dv = 16;
+  XkRng r = {4242};
+  float *q = xk_rand(&r, B * T * D), *k = xk_rand(&r, B * S * D), *v = xk_rand(&r, B * S * Dv);
+  for (int64_t j = 0; j < S; j += 3) k[j * D] = 3000.0f; /* every third key far off */
+  float *ref = xk_rand(&r, T * Dv), *got = xk_rand(&r, T * Dv), *scr = xk_rand(&r, S);
+  CkPool *pool = ck_pool_create(2);
+  ck_attention_f32(ref, q, k, v, B, T, S, D, Dv, 1, 1.0f, scr);
+  ck_x86_attention_f32(pool, got, q, k, v, B, T, S, D, Dv, 1, 1.0f, scr);
+  for (int64_t i = 0; i < T * Dv; i++) ck_assert(got[i] == got[i]);
+  xk_close(ref, got, T * Dv, "attention out, extreme scores");
+  ck_pool_destroy(pool);
+  free(q), free(k), free(v), free(ref), free(got), free(scr);
 }
 END_TEST
 
@@ -411,6 +516,8 @@ Suite *check_x86_kernels_suite(void) {
   tcase_add_loop_test(tc, test_attention_forward, 0, 2);
   tcase_add_loop_test(tc, test_attention_backward, 0, 8);
   tcase_add_test(tc, test_attention_backward_moves);
+  tcase_add_loop_test(tc, test_attention_heads, 0, (int)(sizeof xk_heads_shapes / sizeof xk_heads_shapes[0]));
+  tcase_add_test(tc, test_attention_extreme_scores);
   tcase_add_loop_test(tc, test_layernorm_forward, 0, 8);
   tcase_add_loop_test(tc, test_layernorm_backward, 0, 16);
   tcase_add_test(tc, test_sum);

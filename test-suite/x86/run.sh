@@ -233,7 +233,9 @@ if [ -f samples/tiny_gpt.ckm ]; then
      make -s -C "$pd/x" >/dev/null 2>&1 && make -s -C "$pd/c" >/dev/null 2>&1; then
     src_c=$(ls "$pd/x"/tinygpt.c 2>/dev/null)
     ok=1
-    for k in ck_x86_attention_f32 ck_x86_attention_backward_f32 ck_x86_layernorm_f32 ck_x86_layernorm_backward_f32 \
+    # attention: the heads kernels, which read q/k/v in place from qkv (lower_x86_heads)
+    # layernorm backward: the fused call that sets dx/dw/db (lower_x86_fold_norm_bwd)
+    for k in ck_x86_attention_heads_f32 ck_x86_attention_heads_backward_f32 ck_x86_layernorm_f32 ck_x86_layernorm_backward_set_f32 \
              ck_x86_sum_f32; do
       grep -q "$k(pool," "$src_c" || { ok=0; fail "$t" "no $k call in the emitted code"; }
     done
