@@ -5,6 +5,15 @@
 # AVX-512 kernels, and its thread count is set per row inside sgemm.
 # Usage: bench/run.sh [reps]   (default 9 samples per cell, medians reported)
 set -eu
+usage="usage: bench/run.sh [REPS]   (REPS: samples per cell, a positive integer; default 9)"
+case "${1:-9}" in
+  -h|--help) echo "$usage"; exit 0 ;;
+esac
+if [ $# -gt 1 ] || ! [[ "${1:-9}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench/run.sh: bad arguments: $*" >&2
+  echo "$usage" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 CC=${CC:-cc}
 out=build/bench

@@ -910,7 +910,12 @@ static void emit_entry_fn(const LowerProgram *p, CkcBuf *b) {
     if (emit_special_comment(&f, s)) {
       prev = NULL;
     } else {
-      if (s->node != prev) emit_step_comment(&f, s->node, s->out->kind == LOWER_BUF_OUTPUT && s->node == outn);
+      if (s->node != prev && s->nnodes > 1) { /* one fused call computes all of these */
+        for (int k = 0; k < s->nnodes; k++)
+          emit_step_comment(&f, s->nodes[k], s->out->kind == LOWER_BUF_OUTPUT && s->nodes[k] == outn);
+      } else if (s->node != prev) {
+        emit_step_comment(&f, s->node, s->out->kind == LOWER_BUF_OUTPUT && s->node == outn);
+      }
       prev = s->node;
       /* a backward pair computed by one call: the partner's node, too */
       if (s->kind == LOWER_STEP_ZERO && s->out->node && s->out->node != s->node)

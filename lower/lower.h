@@ -112,6 +112,7 @@ typedef enum LowerCheck {
 } LowerCheck;
 
 #define LOWER_MAX_OPERANDS 8
+#define LOWER_MAX_NODES 8
 
 typedef struct LowerStep {
   LowerStepKind kind;
@@ -137,6 +138,10 @@ typedef struct LowerStep {
   bool optional_out;          /* COPY into an output the caller may pass as NULL (loss's logits) */
   /* extra buffers read (KERNEL args) for liveness */
   LowerBuf *scratch;          /* scratch buffer used only by this step */
+  /* a fused call (the x86 folds) computes several IR nodes: all of them in
+   * program order, for the emitted comment; nnodes = 0: just node */
+  const IrNode *nodes[LOWER_MAX_NODES];
+  int nnodes;
 } LowerStep;
 
 /* One parameter of the shared params layout (the union over entry graphs). */

@@ -130,6 +130,27 @@ static void lower_x86_drop(LowerProgram *p, int si) {
   p->steps.len--;
 }
 
+/* `into` now also computes what `from` did (a fold): the IR nodes of both,
+ * in program order (from ran after into when `later`), each once, so the
+ * emitted comment above the fused call names everything it computes. */
+static void lower_x86_absorb(LowerStep *into, const LowerStep *from, bool later) {
+  const LowerStep *part[2] = {later ? into : from, later ? from : into};
+  const IrNode *all[LOWER_MAX_NODES];
+  int n = 0;
+  for (int k = 0; k < 2; k++) {
+    const IrNode *one[1] = {part[k]->node};
+    const IrNode *const *list = part[k]->nnodes ? part[k]->nodes : one;
+    int m = part[k]->nnodes ? part[k]->nnodes : part[k]->node != NULL;
+    for (int i = 0; i < m; i++) {
+      bool seen = false;
+      for (int j = 0; j < n; j++) seen = seen || all[j] == list[i];
+      if (!seen && n < LOWER_MAX_NODES) all[n++] = list[i];
+    }
+  }
+  memcpy(into->nodes, all, (size_t)n * sizeof all[0]);
+  into->nnodes = n;
+}
+
 /* `t = op(A) op(B); u = permute(t, (1, 0))` (how autodiff spells a Linear
  * weight's gradient) is one GEMM writing u = op(B)^T op(A)^T. Each element
  * is the same fmaf chain in the same k order (fmaf(x, y, c) == fmaf(y, x, c)),
@@ -150,6 +171,7 @@ static bool lower_x86_fold_transpose(LowerProgram *p, int si) {
   LowerArg a = g->args[2], b = g->args[3];
   int64_t M = g->args[5].i, N = g->args[6].i, ta = g->args[8].i, tb = g->args[9].i;
   g->out = u;
+  lower_x86_absorb(g, s, true);
   g->node = s->node;
   g->args[1].buf = u;
   g->args[2] = b;
@@ -346,6 +368,7 @@ static void lower_x86_fold_residual(LowerProgram *p, int si) {
   s->args[9].buf = r;
   s->args[9].operand = -1;
   if (s->out == dx) s->out = out;
+  lower_x86_absorb(s, a, true);
   lower_x86_drop(p, si + 1);
 }
 
@@ -429,6 +452,8 @@ static bool lower_x86_fold_norm_bwd(LowerProgram *p, int si) {
   s->nargs = 13;
   s->out = b->out;
   s->scratch = b->scratch;
+  lower_x86_absorb(s, b, true);
+  if (sumi >= 0) lower_x86_absorb(s, p->steps.items[sumi], true);
   if (sumi >= 0) lower_x86_drop(p, sumi);
   for (int k = bi; k > si; k--) lower_x86_drop(p, k);
   lower_x86_fold_residual(p, si);
@@ -1016,6 +1041,7 @@ static bool lower_x86_fold_conv_relu(LowerProgram *p, int si) {
   s->kernel = "ck_x86_conv2d_relu_f32";
   s->out = rb;
   s->args[1].buf = rb;
+  lower_x86_absorb(s, r, true);
   s->node = r->node;
   lower_x86_drop(p, si + 1);
   return true;
@@ -1048,6 +1074,7 @@ static bool lower_x86_fold_conv_pool(LowerProgram *p, int si) {
   s->args = args;
   s->nargs = 30;
   s->kernel = "ck_x86_conv2d_relu_maxpool2d_f32";
+  lower_x86_absorb(s, q, true);
   lower_x86_drop(p, si + 1);
   return true;
 }
@@ -1074,6 +1101,7 @@ static bool lower_x86_fold_pool_relu_bwd(LowerProgram *p, int si) {
   b->kernel = "ck_x86_maxpool2d_relu_backward_f32";
   b->out = mo;
   b->args[1].buf = mo;
+  lower_x86_absorb(b, m, true);
   b->node = m->node;
   lower_x86_drop(p, si + 2);
   lower_x86_drop(p, si);

@@ -218,5 +218,16 @@ run --emit=ir --max-errors=1 "$tmp/many.ckm"; expect max-errors 1
 n_one=$(grep -c "error:" "$tmp/err")
 [ "$n_one" -eq 1 ] && [ "$n_all" -gt 1 ] && pass max-errors-limits || fail max-errors-limits "errors: $n_all without limit, $n_one with --max-errors=1"
 
+# ---- the bench script: bad arguments are refused before anything runs ---------------------------
+sum_before=$(cksum bench/results.md 2>/dev/null)
+for a in --shapes "3 4" 0 -5; do
+  bash bench/run.sh $a >"$tmp/out" 2>"$tmp/err"; rc=$?
+  expect "bench-run-rejects[$a]" 2 "" "bench/run.sh: bad arguments"
+done
+bash bench/run.sh --help >"$tmp/out" 2>"$tmp/err"; rc=$?
+expect bench-run-help 0 "usage: bench/run.sh [REPS]"
+[ "$(cksum bench/results.md 2>/dev/null)" = "$sum_before" ] && pass bench-run-bad-args-leave-results \
+  || fail bench-run-bad-args-leave-results "bench/results.md changed"
+
 echo "cli: $fails failed"
 [ "$fails" -eq 0 ]
