@@ -243,6 +243,16 @@ if [ -f samples/tiny_gpt.ckm ]; then
       ok=0; fail "$t" "a reference attention/layernorm/sum call is left in the emitted code"
     fi
     [ $ok = 1 ] && pass "$t emitted"
+    # a fused call's comment names every IR node it computes (LowerStep.nodes):
+    # the layernorm backward set call also computes the bias gradient's sum
+    if "$PY" - "$src_c" <<'EOF2'; then pass "$t fused call comments name every node"
+import sys
+blocks = open(sys.argv[1]).read().split("\n\n")
+calls = [b for b in blocks if "ck_x86_layernorm_backward_set_f32(pool," in b]
+bad = [b for b in calls if not ("= layernorm_bwd" in b and "= sum(" in b)]
+sys.exit(0 if calls and not bad else 1)
+EOF2
+    else fail "$t fused call comments" "a ck_x86_layernorm_backward_set_f32 call's comment lacks its layernorm_bwd or sum node"; fi
     px="$pd/x/$(exe_of "$pd/x")"
     pc="$pd/c/$(exe_of "$pd/c")"
     "$PY" - "$pd" <<'EOF2'
