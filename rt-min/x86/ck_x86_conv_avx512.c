@@ -84,37 +84,49 @@ void ck_x86_maxpool2x2_row_avx512(float *o, const float *r0, const float *r1, in
   }
 }
 
+/* The routing of 16 2x2 windows' gradients: t holds each window's four
+ * cells in (kh, kw) order, the recorded one is the first maximum or the
+ * last NaN (as ck_x86_maxpool16_bwd_avx512); for the 32 cells of a row
+ * pair, glo / ghi are their window's gradient (from gv, one per window)
+ * and blo / bhi the index 0..3 of their window's recorded cell, which the
+ * caller compares with each cell's own index (0 1 0 1 .. in row 0, 2 3 ..
+ * in row 1). Shared by the row, plane and relu-plane backward kernels. */
+static inline __attribute__((always_inline)) void ck_x86_pool2_route(const __m512 t[4], __m512 gv, __m512 *glo,
+                                                                     __m512 *ghi, __m512i *blo, __m512i *bhi) {
+  const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  __m512 m = t[0];
+  __m512i b = _mm512_setzero_si512();
+  int k;
+  for (k = 1; k < 4; k++) {
+    __mmask16 take = _mm512_cmp_ps_mask(t[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(t[k], t[k], _CMP_UNORD_Q);
+    m = _mm512_mask_blend_ps(take, m, t[k]);
+    b = _mm512_mask_blend_epi32(take, b, _mm512_set1_epi32(k));
+  }
+  *glo = _mm512_permutexvar_ps(dlo, gv);
+  *ghi = _mm512_permutexvar_ps(dhi, gv);
+  *blo = _mm512_permutexvar_epi32(dlo, b);
+  *bhi = _mm512_permutexvar_epi32(dhi, b);
+}
+
 /* The backward of that row: each window's recorded cell (first maximum, or
  * last NaN, as ck_x86_maxpool16_bwd_avx512) gets += g[ow] in d0 / d1 (the dx
  * rows); the windows do not overlap, so each cell takes at most one add and
  * the other cells are not written at all. */
 void ck_x86_maxpool2x2_bwd_row_avx512(float *d0, float *d1, const float *r0, const float *r1, const float *g,
                                       int64_t n) {
-  const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
   const __m512i p0 = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i p1 = _mm512_add_epi32(p0, _mm512_set1_epi32(2));
   int64_t ow;
   for (ow = 0; ow < n; ow += 16) {
     int64_t cnt = n - ow < 16 ? n - ow : 16;
     __mmask16 mo, mlo, mhi;
-    __m512 t[4], m, gv, glo, ghi;
-    __m512i b = _mm512_setzero_si512(), blo, bhi;
-    int k;
+    __m512 t[4], glo, ghi;
+    __m512i blo, bhi;
     ck_x86_pool2_masks(cnt, &mo, &mlo, &mhi);
     ck_x86_pool2_split(r0 + 2 * ow, mlo, mhi, &t[0], &t[1]);
     ck_x86_pool2_split(r1 + 2 * ow, mlo, mhi, &t[2], &t[3]);
-    m = t[0];
-    for (k = 1; k < 4; k++) {
-      __mmask16 take = _mm512_cmp_ps_mask(t[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(t[k], t[k], _CMP_UNORD_Q);
-      m = _mm512_mask_blend_ps(take, m, t[k]);
-      b = _mm512_mask_blend_epi32(take, b, _mm512_set1_epi32(k));
-    }
-    gv = _mm512_maskz_loadu_ps(mo, g + ow);
-    glo = _mm512_permutexvar_ps(dlo, gv);
-    ghi = _mm512_permutexvar_ps(dhi, gv);
-    blo = _mm512_permutexvar_epi32(dlo, b);
-    bhi = _mm512_permutexvar_epi32(dhi, b);
+    ck_x86_pool2_route(t, _mm512_maskz_loadu_ps(mo, g + ow), &glo, &ghi, &blo, &bhi);
     {
       float *rows[2] = {d0 + 2 * ow, d1 + 2 * ow};
       __m512i pat[2] = {p0, p1};
@@ -147,8 +159,6 @@ static __mmask16 ck_x86_lanes(int64_t lo, int64_t hi) {
  * lines stall store forwarding; here dx is read and written once, in order. */
 static void ck_x86_pool2_addend(const float *xc, const float *g, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                  float *buf) {
-  const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
   const __m512i p0 = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i p1 = _mm512_add_epi32(p0, _mm512_set1_epi32(2));
   const __m512 nz = _mm512_set1_ps(-0.0f);
@@ -160,23 +170,13 @@ static void ck_x86_pool2_addend(const float *xc, const float *g, int64_t H, int6
     for (ow = 0; ow < OW; ow += 16) {
       int64_t cnt = OW - ow < 16 ? OW - ow : 16;
       __mmask16 mo, mlo, mhi;
-      __m512 t[4], m, gv, glo, ghi;
-      __m512i b = _mm512_setzero_si512(), blo, bhi;
-      int k, r;
+      __m512 t[4], glo, ghi;
+      __m512i blo, bhi;
+      int r;
       ck_x86_pool2_masks(cnt, &mo, &mlo, &mhi);
       ck_x86_pool2_split(r0 + 2 * ow, mlo, mhi, &t[0], &t[1]);
       ck_x86_pool2_split(r1 + 2 * ow, mlo, mhi, &t[2], &t[3]);
-      m = t[0];
-      for (k = 1; k < 4; k++) {
-        __mmask16 take = _mm512_cmp_ps_mask(t[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(t[k], t[k], _CMP_UNORD_Q);
-        m = _mm512_mask_blend_ps(take, m, t[k]);
-        b = _mm512_mask_blend_epi32(take, b, _mm512_set1_epi32(k));
-      }
-      gv = _mm512_maskz_loadu_ps(mo, g + oh * OW + ow);
-      glo = _mm512_permutexvar_ps(dlo, gv);
-      ghi = _mm512_permutexvar_ps(dhi, gv);
-      blo = _mm512_permutexvar_epi32(dlo, b);
-      bhi = _mm512_permutexvar_epi32(dhi, b);
+      ck_x86_pool2_route(t, _mm512_maskz_loadu_ps(mo, g + oh * OW + ow), &glo, &ghi, &blo, &bhi);
       for (r = 0; r < 2; r++) {
         __m512i pat = r ? p1 : p0;
         float *dst = buf + (2 * oh + r) * W + 2 * ow;
@@ -211,8 +211,6 @@ static void ck_x86_pool2_relu_rows(float *dxc, const float *xc, const float *g, 
                                    int64_t OW) {
   const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512i dlo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512i dhi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
   const __m512i p0 = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
   const __m512i p1 = _mm512_add_epi32(p0, _mm512_set1_epi32(2));
   const __m512 nz = _mm512_set1_ps(-0.0f), z = _mm512_setzero_ps();
@@ -222,9 +220,9 @@ static void ck_x86_pool2_relu_rows(float *dxc, const float *xc, const float *g, 
       int64_t cnt = OW - ow < 16 ? OW - ow : 16;
       const float *r0 = xc + 2 * oh * W + 2 * ow;
       __mmask16 mo, mlo, mhi;
-      __m512 xr[2][2], t[4], m, gv, glo, ghi;
-      __m512i b = _mm512_setzero_si512(), blo, bhi;
-      int k, r;
+      __m512 xr[2][2], t[4], glo, ghi;
+      __m512i blo, bhi;
+      int r;
       ck_x86_pool2_masks(cnt, &mo, &mlo, &mhi);
       for (r = 0; r < 2; r++) {
         xr[r][0] = _mm512_maskz_loadu_ps(mlo, r0 + r * W);
@@ -232,17 +230,7 @@ static void ck_x86_pool2_relu_rows(float *dxc, const float *xc, const float *g, 
         t[2 * r] = _mm512_permutex2var_ps(xr[r][0], ie, xr[r][1]);
         t[2 * r + 1] = _mm512_permutex2var_ps(xr[r][0], io, xr[r][1]);
       }
-      m = t[0];
-      for (k = 1; k < 4; k++) {
-        __mmask16 take = _mm512_cmp_ps_mask(t[k], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(t[k], t[k], _CMP_UNORD_Q);
-        m = _mm512_mask_blend_ps(take, m, t[k]);
-        b = _mm512_mask_blend_epi32(take, b, _mm512_set1_epi32(k));
-      }
-      gv = _mm512_maskz_loadu_ps(mo, g + oh * OW + ow);
-      glo = _mm512_permutexvar_ps(dlo, gv);
-      ghi = _mm512_permutexvar_ps(dhi, gv);
-      blo = _mm512_permutexvar_epi32(dlo, b);
-      bhi = _mm512_permutexvar_epi32(dhi, b);
+      ck_x86_pool2_route(t, _mm512_maskz_loadu_ps(mo, g + oh * OW + ow), &glo, &ghi, &blo, &bhi);
       for (r = 0; r < 2; r++) {
         __m512i pat = r ? p1 : p0;
         float *dst = dxc + (2 * oh + r) * W + 2 * ow;
