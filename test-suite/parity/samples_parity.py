@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """test-suite/parity/samples_parity.py - the samples end to end against PyTorch twins.
 
-TOLERANCE: forward outputs must agree within  max |ckc - torch| / max(1, |torch|) <= 1e-5.
+TOLERANCE: forward outputs must agree with the twin's float64 forward within
+max |ckc - torch64| / max(1, |torch64|) <= 1e-5. The reference is float64, not
+PyTorch's float32 result: that one carries its own rounding, which depends on
+the CPU's BLAS kernels (on an AMD Zen 5, tiny_gpt's float32 logits from torch
+were 8.2e-6 from float64 and ckc's 8.5e-6, but 1.04e-5 from each other).
 
 For every sample in samples/ (mlp, cnn, tiny_gpt, resmlp), and for
 test-suite/parity/stdlib_mix.ckm (the stdlib layers the samples leave out), this
@@ -219,10 +223,11 @@ def run_sample(spec, results):
             results.append((False, "%s/forward result %s%s, expected float32%s" % (
                 tag, y.dtype, list(y.shape), list(ref.shape))))
             return
-        err = H.maxrel(y, ref)
-        results.append((err <= TOL, "%s/forward maxrel=%.3g (vs float64: ckc %.3g, torch f32 %.3g; "
-                         "|ref| max %.3g)" % (tag, err, H.maxrel(y, ref64), H.maxrel(ref, ref64),
-                                             float(np.abs(ref).max()))))
+        err = H.maxrel(y, ref64)
+        results.append((err <= TOL, "%s/forward maxrel=%.3g vs float64 (torch f32 vs float64 %.3g, "
+                         "ckc vs torch f32 %.3g; |ref| max %.3g)" % (
+                             tag, err, H.maxrel(ref, ref64), H.maxrel(y, ref),
+                             float(np.abs(ref).max()))))
 
         # -- a mismatched weights file is refused with the tensor's name, never computed
         first2d = next(k for k, v in weights if v.ndim >= 2)
@@ -252,7 +257,7 @@ def run_sample(spec, results):
 
 
 def main():
-    print("# samples parity: tolerance max|a-b|/max(1,|b|) <= %g" % TOL, flush=True)
+    print("# samples parity: tolerance max|ckc-torch64|/max(1,|torch64|) <= %g" % TOL, flush=True)
     flt = os.environ.get("CKC_SAMPLES_FILTER", "")
     failed = 0
     for spec in SAMPLES:
