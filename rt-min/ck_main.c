@@ -25,6 +25,7 @@
 #include "ck_ckpt.h"
 #include "ck_data.h"
 #include "ck_io.h"
+#include "ck_mem.h"
 #include "ck_model.h"
 #include "ck_optim.h"
 #include "ck_rng.h"
@@ -87,9 +88,10 @@ static int usage(const CkModelDesc *m, const char *msg) {
   return 2;
 }
 
-/* malloc that never returns NULL (a hosted tool: out of memory ends it). */
+/* malloc that never returns NULL (a hosted tool: out of memory ends it);
+ * big buffers on huge pages (ck_mem.h). */
 static void *xmalloc(const CkModelDesc *m, size_t n) {
-  void *q = malloc(n ? n : 1);
+  void *q = ck_mem_alloc(n);
   if (!q) {
     fprintf(stderr, "%s: out of memory (%lu bytes)\n", m->exe, (unsigned long)n);
     exit(1);

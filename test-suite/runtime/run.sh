@@ -21,7 +21,7 @@ pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1${2:+: $2}"; nfail=$((nfail + 1)); }
 
 RT="rt-min/ck_main.c rt-min/ck_data.c rt-min/ck_ckpt.c rt-min/ck_run.c rt-min/ck_io.c rt-min/ck_rng.c
-    rt-min/ck_optim.c rt-min/ck_grad.c rt-min/ck_kernels.c"
+    rt-min/ck_optim.c rt-min/ck_grad.c rt-min/ck_kernels.c rt-min/ck_mem.c"
 FLAGS="-std=c99 -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -O2"
 
 # ---- build: gcc and clang-14, warning-free --------------------------------------------------

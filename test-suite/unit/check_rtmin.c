@@ -1,8 +1,9 @@
 /* test-suite/unit/check_rtmin.c - the minimal runtime: .npy and .safetensors
  * round trips, every reader error with its exact message, truncation and
  * corruption fuzzing (readers must fail cleanly, never crash or overrun:
- * run under `make asan` for the overrun half), and the RNG against an
- * independent reference implementation plus published constants. */
+ * run under `make asan` for the overrun half), the RNG against an
+ * independent reference implementation plus published constants, and the
+ * big-buffer allocator (huge pages on Linux). */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <dirent.h>
@@ -13,7 +14,9 @@
 #include <unistd.h>
 
 #include "rt-min/ck_io.h"
+#include "rt-min/ck_mem.h"
 #include "rt-min/ck_rng.h"
+#include <stdint.h>
 
 /* ---- temp directory per test (no shared state between tests) ---------------------------- */
 
@@ -813,12 +816,80 @@ START_TEST(rng_distributions) {
 }
 END_TEST
 
+/* ---- ck_mem_alloc ------------------------------------------------------------------------ */
+
+/* AnonHugePages (kB) of the mapping holding p, from /proc/self/smaps; -1 when not found. */
+static long mem_anon_huge_kb(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  int inside = 0;
+  long kb = -1;
+  if (!f) return -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      continue;
+    }
+    if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) break;
+  }
+  fclose(f);
+  return kb;
+}
+
+/* The kernel's THP mode asks for huge pages at least where advised. */
+static int mem_thp_on_request(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  char line[128] = "";
+  int on;
+  if (!f) return 0;
+  if (!fgets(line, sizeof line, f)) line[0] = 0;
+  fclose(f);
+  on = strstr(line, "[always]") || strstr(line, "[madvise]");
+  return on;
+}
+
+START_TEST(mem_small) {
+  unsigned char *a = ck_mem_alloc(0), *b = ck_mem_alloc(1000);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  a[0] = 1;
+  memset(b, 7, 1000);
+  ck_assert_int_eq(b[999], 7);
+  free(a);
+  free(b);
+}
+END_TEST
+
+/* A big buffer: whole huge-page aligned on Linux, and backed by huge pages
+ * once touched wherever the kernel gives them on request (this machine's
+ * /sys/kernel/mm/transparent_hugepage/enabled says which). */
+START_TEST(mem_big_huge_pages) {
+  size_t n = 4 * CK_MEM_HUGE_PAGE + 4096;
+  unsigned char *q = ck_mem_alloc(n);
+  ck_assert_ptr_nonnull(q);
+  memset(q, 1, n);
+  ck_assert_int_eq(q[n - 1], 1);
+#if defined(__linux__)
+  ck_assert_msg((uintptr_t)q % CK_MEM_HUGE_PAGE == 0, "%p is not 2 MiB aligned", (void *)q);
+  if (mem_thp_on_request()) {
+    long kb = mem_anon_huge_kb(q);
+    ck_assert_msg(kb >= (long)(CK_MEM_HUGE_PAGE / 1024), "AnonHugePages of the buffer: %ld kB", kb);
+  } else {
+    printf("NOTE: transparent huge pages are off on this machine: alignment checked only\n");
+  }
+#endif
+  free(q);
+}
+END_TEST
+
 Suite *check_rtmin_suite(void) {
   Suite *s = suite_create("rtmin");
   TCase *npy = tcase_create("npy");
   TCase *st = tcase_create("safetensors");
   TCase *fuzz = tcase_create("fuzz");
   TCase *rng = tcase_create("rng");
+  TCase *mem = tcase_create("mem");
   tcase_add_test(npy, npy_roundtrip);
   tcase_add_test(npy, npy_matches_numpy_bytes);
   tcase_add_test(npy, npy_read_variants);
@@ -838,6 +909,9 @@ Suite *check_rtmin_suite(void) {
   suite_add_tcase(s, npy);
   suite_add_tcase(s, st);
   suite_add_tcase(s, fuzz);
+  tcase_add_test(mem, mem_small);
+  tcase_add_test(mem, mem_big_huge_pages);
   suite_add_tcase(s, rng);
+  suite_add_tcase(s, mem);
   return s;
 }
