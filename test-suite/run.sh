@@ -2,7 +2,8 @@
 # test-suite/run.sh - runs every test group and totals them. Each group prints
 # `PASS name` / `FAIL name` lines (the unit group prints Check's summary); a
 # group that exits nonzero without a FAIL line counts as one failure. Ends
-# with `N passed, N failed`. Group names as arguments (`run.sh unit x86`) or
+# with `N passed, N failed` (each group's seconds after its counts; the suite
+# must stay under 30 minutes on 2 cores). Group names as arguments (`run.sh unit x86`) or
 # CKC_ONLY="unit golden" restrict the groups; an unknown name is an error.
 set -u
 cd "$(dirname "$0")/.."
@@ -27,14 +28,16 @@ run_group() { # name command...
   local name=$1; shift
   local log="$log_dir/$name.log"
   echo "== $name"
+  local t0=$SECONDS
   "$@" >"$log" 2>&1
   local rc=$?
+  local took=$((SECONDS - t0))
   local p f
   if [ "$name" = unit ]; then
     # Check: "100%: Checks: 42, Failures: 0, Errors: 0"
     local line; line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1)
     cat "$log" | grep -vE '^[0-9]+%: Checks: ' | grep -E ':(F|E):' || true
-    echo "$line"
+    echo "$line ($took s)"
     local n fl er
     n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
     fl=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
@@ -46,7 +49,7 @@ run_group() { # name command...
     grep -E '^(FAIL)' "$log" || true
     p=$(grep -cE '^PASS' "$log"); f=$(grep -cE '^FAIL' "$log")
     while IFS= read -r l; do failures+=("$name: $l"); done < <(grep -E '^FAIL' "$log")
-    echo "$p passed, $f failed"
+    echo "$p passed, $f failed ($took s)"
   fi
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1; failures+=("$name: exited $rc without a FAIL line"); tail -n 30 "$log"
@@ -77,5 +80,6 @@ if ((${#failures[@]})); then
   echo "failures:"
   printf '  %s\n' "${failures[@]}"
 fi
+echo "suite time: $SECONDS s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
