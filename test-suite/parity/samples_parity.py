@@ -16,7 +16,8 @@ test-suite/parity/stdlib_mix.ckm (the stdlib layers the samples leave out), this
      GPT-2's N(0, 0.02) for wte/wpe), the same seed gives the same bytes and
      another seed other values;
   3. writes random weights (numpy, by hand in safetensors format) and a random
-     input, runs `infer` and compares with the twin's forward in float32.
+     input, runs `infer` and compares with the twin's forward in float64 (the
+     float32 forward's distance to it, and ckc's to that, are printed too).
 Output: `PASS sample/<name>/<check> ...` / `FAIL ...`; exit 1 on any failure.
 """
 
