@@ -9,6 +9,7 @@ PKGS=(
   python3-torch python3-numpy
   dataset-fashion-mnist fortunes-min
   libopenblas-dev
+  ccache
 )
 
 have_all() {
@@ -17,7 +18,8 @@ have_all() {
   pkg-config --exists check libcjson 2>/dev/null &&
   /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 &&
   [ -d /usr/share/datasets/fashion-mnist ] &&
-  [ -d /usr/share/games/fortunes ]
+  [ -d /usr/share/games/fortunes ] &&
+  [ -x /usr/lib/ccache/cc ]
 }
 
 if [ "${1:-}" = "--check-or-install" ] && have_all; then

@@ -11,6 +11,20 @@ export CKC="${CKC:-build/ckc}"
 export CKC_UNIT="${CKC_UNIT:-build/run_unit}"
 export CKC_LINT="${CKC_LINT:-build/ckc-lint}"
 export PY=/usr/bin/python3
+# Generated projects build one object per source: every `make` the tests run
+# uses all cores (unless the caller's make already passes -j or a jobserver),
+# and every `cc` goes through ccache (Debian's /usr/lib/ccache, installed by
+# scripts/install-deps.sh; cache in build/ccache): the hundreds of projects
+# the suite builds share the same runtime files, compiled once per run.
+case " ${MAKEFLAGS:-} " in
+  *" -j"*|*jobserver*) ;;
+  *) export MAKEFLAGS="${MAKEFLAGS:+$MAKEFLAGS }-j$(nproc 2>/dev/null || echo 2)" ;;
+esac
+if [ -x /usr/lib/ccache/cc ] && [ -z "${CKC_NO_CCACHE:-}" ]; then
+  export PATH="/usr/lib/ccache:$PATH" CCACHE_DIR="${CCACHE_DIR:-$PWD/build/ccache}"
+else
+  echo "NOTE: no ccache (/usr/lib/ccache/cc): every generated project compiles from scratch"
+fi
 GROUPS_ALL="unit golden cli robust e2e runtime memplan parity train x86 decode"
 only="${*:-${CKC_ONLY:-$GROUPS_ALL}}"
 for g in $only; do

@@ -50,7 +50,7 @@ project() {
     sed 's/^/    /' "$tmp/make.log" | head -10 >&2
     return 1
   fi
-  sed -n 's/^\(.*\): \$(SRCS).*/\1/p' "$d/Makefile" | head -n 1
+  sed -n 's/^\(.*\): \$(OBJS).*/\1/p' "$d/Makefile" | head -n 1
 }
 
 # harness DIR EXE: harness.c built with the project's sources and CFLAGS

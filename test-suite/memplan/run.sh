@@ -89,7 +89,7 @@ build_grad() {
   local base=$1 d=$2; shift 2
   "$CKC" "test-suite/e2e/$base.ckm" -t c99 -o "$d" "$@" >/dev/null 2>"$tmp/err.txt" || return 1
   make -s -C "$d" >/dev/null 2>&1 || return 1
-  local prog; prog="$d/$(sed -n 's/^\(.*\): \$(SRCS).*/\1/p' "$d/Makefile" | head -n 1)"
+  local prog; prog="$d/$(sed -n 's/^\(.*\): \$(OBJS).*/\1/p' "$d/Makefile" | head -n 1)"
   "$prog" init --seed 3 --out "$d/w.safetensors" >/dev/null 2>&1 &&
     "$PY" test-suite/e2e/train_oracle.py batch "$base" "$d/bx.npy" "$d/by.npy" &&
     "$prog" grad --weights "$d/w.safetensors" --x "$d/bx.npy" --y "$d/by.npy" --out "$d/g.safetensors" >/dev/null 2>&1
@@ -113,7 +113,7 @@ if [ -n "${CKC_BEFORE:-}" ]; then
       d="$tmp/$b.$who"
       # shellcheck disable=SC2086
       { "$c" "$src" -t c99 -o "$d" $([ $who = after ] && echo $UNFUSED) && make -s -C "$d"; } >/dev/null 2>&1 || { ok=0; break; }
-      prog="$d/$(sed -n 's/^\(.*\): \$(SRCS).*/\1/p' "$d/Makefile" | head -n 1)"
+      prog="$d/$(sed -n 's/^\(.*\): \$(OBJS).*/\1/p' "$d/Makefile" | head -n 1)"
       "$prog" info >"$d/info.txt"
       "$prog" init --seed 1 --out "$tmp/$b.w" >/dev/null 2>&1
       [ $who = before ] && "$PY" -c "

@@ -34,7 +34,9 @@ manifest.json must agree with it, so editing a sample without this file is a
 FAIL, not a silently different comparison.
 
 TOLERANCES (never loosened to pass; see the report lines for the observed maxima):
-  loss of every step      |ckc - torch_f32| <= 1e-4 (absolute)
+  loss of every step      |ckc - torch_f32| <= 1e-4 (absolute), or, at a step where
+                          float32 itself cannot hold that (the parameter rule's
+                          second arm): |ckc - torch_f64| <= |torch_f32 - torch_f64|
   every final parameter   max |ckc - torch_f32| <= 1e-4 (absolute, over all elements),
                           or, for a tensor where float32 itself cannot hold that:
                           max |ckc - torch_f64| <= max |torch_f32 - torch_f64|
@@ -49,7 +51,10 @@ is decided differently by float32 rounding around step 15 and 80 elements of
 conv2.weight jump; PyTorch's float32 run then ends 1.22e-4 from its float64
 twin. No float32 program can be held to 1e-4 of another there; it can be held
 to being no worse than PyTorch float32 against float64, which is what the
-second arm checks.
+second arm checks. The same near-tie reaches the CNN's loss on some CPUs: on
+an AVX2-only AMD EPYC (2026-12-08) PyTorch's float32 loss at step 19 was
+1.28e-4 from its float64 twin while ckc's was 3.2e-6 from it, so the loss has
+the same second arm, step by step.
 
 Output: `PASS train/<sample>/<check> ...` / `FAIL ...`; exit 1 on any failure.
 CKC_TRAIN_PARITY_FILTER=name runs one sample; CKC_KEEP_TMP=1 keeps the work dirs.
@@ -409,11 +414,14 @@ def run_sample(spec, results):
         d64 = [abs(c_loss[s + 1] - l64[s]) for s in range(STEPS)]
         t64 = [abs(l32[s] - l64[s]) for s in range(STEPS)]
         worst = int(np.argmax(d32))
-        results.append((max(d32) <= TOL_LOSS,
+        bad_steps = [s + 1 for s in range(STEPS) if not (d32[s] <= TOL_LOSS or d64[s] <= t64[s])]
+        arm = "" if max(d32) <= TOL_LOSS else " [float32-limited: ckc-f64 <= torch32-f64 at step %d]" % (worst + 1)
+        results.append((not bad_steps,
                         "%s/loss %d steps max|ckc-torch| %.3g at step %d (tol %g; ckc-f64 %.3g, "
-                        "torch32-f64 %.3g; loss %.4f -> %.4f)"
+                        "torch32-f64 %.3g; loss %.4f -> %.4f)%s%s"
                         % (tag, STEPS, max(d32), worst + 1, TOL_LOSS, max(d64), max(t64),
-                           c_loss[1], c_loss[STEPS])))
+                           c_loss[1], c_loss[STEPS], arm,
+                           "" if not bad_steps else "; failing steps: %s" % bad_steps[:5])))
         lr_err = max(abs(c_lr[s + 1] - lrs[s]) / max(lrs[s], 1e-30) for s in range(STEPS))
         results.append((lr_err <= 1e-12, "%s/lr schedule max rel err %.3g" % (tag, lr_err)))
 

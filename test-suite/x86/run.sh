@@ -52,7 +52,7 @@ if "$CKC" --list-targets | grep -q '^x86-avx2 ' && "$CKC" --list-targets | grep 
   pass "x86 list-targets"
 else fail "x86 list-targets"; fi
 
-exe_of() { sed -n 's/^\(.*\): \$(SRCS).*/\1/p' "$1/Makefile" | head -n 1; }
+exe_of() { sed -n 's/^\(.*\): \$(OBJS).*/\1/p' "$1/Makefile" | head -n 1; }
 
 # build DIR NAME: make must succeed and print only compiler lines with -Werror
 build() {
