@@ -236,44 +236,51 @@ FMA_PEAK_C = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#define NACC 24
 #ifdef __AVX512F__
 typedef __m512 V;
 #define W 16
+#define NACC 24 /* 32 zmm registers: 24 chains, the two operands */
 #define SET1 _mm512_set1_ps
 #define FMA _mm512_fmadd_ps
 #define ADD _mm512_add_ps
 #else
 typedef __m256 V;
 #define W 8
+#define NACC 12 /* 16 ymm registers: 12 chains, the two operands (24 would spill) */
 #define SET1 _mm256_set1_ps
 #define FMA _mm256_fmadd_ps
 #define ADD _mm256_add_ps
 #endif
 static const long ITERS = 20000000;
-/* 24 named accumulators (an array would live on the stack and put a
+/* Named accumulators (an array would live on the stack and put a
  * store-to-load round trip into every chain). */
 #define F4(a, b, c, d) a = FMA(a, x, y); b = FMA(b, x, y); c = FMA(c, x, y); d = FMA(d, x, y);
 static void *chains(void *arg) {
   V x = SET1(0.999999f), y = SET1(1e-7f);
   V a0 = SET1(0), a1 = SET1(1), a2 = SET1(2), a3 = SET1(3), a4 = SET1(4), a5 = SET1(5);
   V a6 = SET1(6), a7 = SET1(7), a8 = SET1(8), a9 = SET1(9), a10 = SET1(10), a11 = SET1(11);
+#if NACC == 24
   V b0 = SET1(0), b1 = SET1(1), b2 = SET1(2), b3 = SET1(3), b4 = SET1(4), b5 = SET1(5);
   V b6 = SET1(6), b7 = SET1(7), b8 = SET1(8), b9 = SET1(9), b10 = SET1(10), b11 = SET1(11);
+#endif
   float out[W];
   long it;
   for (it = 0; it < ITERS; it++) {
     F4(a0, a1, a2, a3) F4(a4, a5, a6, a7) F4(a8, a9, a10, a11)
-    F4(b0, b1, b2, b3) F4(b4, b5, b6, b7) F4(b8, b9, b10, b11)
     __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
                      "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+#if NACC == 24
+    F4(b0, b1, b2, b3) F4(b4, b5, b6, b7) F4(b8, b9, b10, b11)
     __asm__ volatile("" : "+v"(b0), "+v"(b1), "+v"(b2), "+v"(b3), "+v"(b4), "+v"(b5),
                      "+v"(b6), "+v"(b7), "+v"(b8), "+v"(b9), "+v"(b10), "+v"(b11));
+#endif
   }
   a0 = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));
   a0 = ADD(a0, ADD(ADD(a8, a9), ADD(a10, a11)));
+#if NACC == 24
   b0 = ADD(ADD(ADD(b0, b1), ADD(b2, b3)), ADD(ADD(b4, b5), ADD(b6, b7)));
   a0 = ADD(a0, ADD(b0, ADD(ADD(b8, b9), ADD(b10, b11))));
+#endif
   __builtin_memcpy(out, &a0, sizeof out);
   *(float *)arg = out[0];
   return NULL;

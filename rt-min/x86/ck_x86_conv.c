@@ -607,6 +607,7 @@ typedef struct CkX86Pool2d {
   int blocks;     /* 16-output blocks usable: few enough taps, int32 plane offsets */
   int avx512;     /* the blocks run ck_x86_maxpool16*_avx512 */
   int pair;       /* 2x2, stride 2, no padding, AVX-512: whole rows by ck_x86_maxpool2x2_*_avx512 */
+  int pair2;      /* the same pool on an AVX2 CPU without AVX-512F: ck_x86_maxpool2x2_*_avx2 */
   int relu;       /* backward: dx planes set to x > 0 ? (zeroed + pool gradient) : 0 */
   int ntaps;
   int32_t taps[CK_X86_POOL_TAPS]; /* kh * W + kw in (kh, kw) order */
@@ -637,8 +638,10 @@ static void ck_x86_pool_plan(CkX86Pool2d *p, float *out, float *dx, const float 
 #if !defined(CK_GEMM_NO_AVX512)
   p->avx512 = ck_gemm_cpu_has(CK_GEMM_AVX512);
 #endif
-  p->pair = p->avx512 && KH == 2 && KW == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && 2 * OH <= H &&
-            2 * OW <= W;
+  if (KH == 2 && KW == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && 2 * OH <= H && 2 * OW <= W) {
+    p->pair = p->avx512;
+    p->pair2 = !p->avx512 && ck_gemm_cpu_has(CK_GEMM_AVX2);
+  }
 }
 
 /* One output of the reference forward, verbatim: max in (kh, kw) order,
@@ -768,6 +771,11 @@ static void ck_x86_maxpool_planes(const CkX86Pool2d *p, int64_t c, int64_t cend)
       continue;
     }
 #endif
+    if (p->pair2) {
+      for (oh = 0; oh < p->OH; oh++)
+        ck_x86_maxpool2x2_row_avx2(o + oh * p->OW, xc + 2 * oh * p->W, xc + (2 * oh + 1) * p->W, p->OW);
+      continue;
+    }
     if (p->inside) {
       int64_t q = 0, nq = p->OH * p->OW;
       for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
@@ -814,6 +822,12 @@ static void ck_x86_maxpool_bwd_plane(const CkX86Pool2d *p, float *dxc, const flo
     return;
   }
 #endif
+  if (p->pair2) {
+    for (oh = 0; oh < p->OH; oh++)
+      ck_x86_maxpool2x2_bwd_row_avx2(dxc + 2 * oh * p->W, dxc + (2 * oh + 1) * p->W, xc + 2 * oh * p->W,
+                                     xc + (2 * oh + 1) * p->W, g + oh * p->OW, p->OW);
+    return;
+  }
   if (p->inside) {
     int64_t q = 0, nq = p->OH * p->OW;
     for (; p->blocks && q + CK_X86_POOL_LANES <= nq; q += CK_X86_POOL_LANES) {
@@ -860,6 +874,10 @@ static void ck_x86_maxpool_bwd_chunk(void *ctx, int64_t chunk, int tid) {
       continue;
     }
 #endif
+    if (p->relu && p->pair2 && 2 * p->OH == p->H && 2 * p->OW == p->W) {
+      ck_x86_maxpool2x2_relu_bwd_rows_avx2(dxc, xc, g, p->W, p->OH, p->OW);
+      continue;
+    }
     if (p->relu)
       for (i = 0; i < p->H * p->W; i++) dxc[i] = 0.0f;
     ck_x86_maxpool_bwd_plane(p, dxc, xc, g, plane);

@@ -169,4 +169,14 @@ void ck_x86_maxpool2x2_bwd_plane_avx512(float *dxc, const float *xc, const float
 void ck_x86_maxpool2x2_relu_bwd_plane_avx512(float *dxc, const float *xc, const float *g, int64_t H, int64_t W,
                                              int64_t OH, int64_t OW, float *buf);
 
+/* The AVX2 rows of that pool (rt-min/x86/ck_x86_conv_avx2.c), for CPUs
+ * without AVX-512F: one output row, its backward (dx += at the recorded
+ * cells), and the relu-masked backward of a plane the windows cover
+ * exactly (H = 2*OH, W = 2*OW; every cell set). Same bits as the reference. */
+void ck_x86_maxpool2x2_row_avx2(float *o, const float *r0, const float *r1, int64_t n);
+void ck_x86_maxpool2x2_bwd_row_avx2(float *d0, float *d1, const float *r0, const float *r1, const float *g,
+                                    int64_t n);
+void ck_x86_maxpool2x2_relu_bwd_rows_avx2(float *dxc, const float *xc, const float *g, int64_t W, int64_t OH,
+                                          int64_t OW);
+
 #endif

@@ -26,7 +26,8 @@
  * code passes NULL. Max pooling is bitwise equal to the reference, NaNs
  * and ties included, through the 16-output blocks (AVX-512 where the CPU
  * has it: the run_unit build compiles ck_x86_conv_avx512.c for it), the
- * scalar edges, and windows too large for a block. */
+ * scalar edges, and windows too large for a block; the AVX2 rows of the
+ * 2x2 / stride-2 pool (ck_x86_conv_avx2.c) also called directly. */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <math.h>
@@ -40,6 +41,7 @@
 #include "rt-min/ck_kernels.h"
 
 #if defined(__x86_64__)
+#include "rt-min/x86/ck_gemm.h"
 #include "rt-min/x86/ck_pool.h"
 #include "rt-min/x86/ck_x86_conv.h"
 
@@ -408,6 +410,56 @@ START_TEST(test_maxpool) {
 }
 END_TEST
 
+/* The AVX2 rows of the 2x2 / stride-2 pool, called directly (the dispatch
+ * takes them only on CPUs without AVX-512F, so an AVX-512 machine would not
+ * reach them through test_maxpool): one plane of 2 x 2n (+1 odd column and
+ * row when _i is odd) for every n in 1..40 (a row of whole 8-blocks, or
+ * ending in a masked block of 1..7), NaNs with payloads, ties, -0 in x,
+ * dy and the dx being added to; forward, backward (dx +=) and the relu
+ * backward of an exactly covered plane, bitwise against the reference. */
+START_TEST(test_maxpool2x2_avx2_rows) {
+  if (!ck_gemm_cpu_has(CK_GEMM_AVX2)) {
+    printf("check_x86_conv: NOTE: this CPU lacks AVX2: the AVX2 pool rows are not run\n");
+    return;
+  }
+  int odd = _i & 1;
+  for (int64_t n = 1; n <= 40; n++) {
+    int64_t OH = 3, OW = n, H = 2 * OH + odd, W = 2 * OW + odd, nx = H * W, no = OH * OW;
+    XcRng r = {(uint64_t)(n * 7 + _i)};
+    float *x = xc_rand(&r, nx), *dy = xc_rand(&r, no), *dx0 = xc_rand(&r, nx);
+    for (int64_t i = 0; i < nx; i += 13) x[i] = 0.5f; /* ties, often in one window */
+    for (int64_t i = 2; i < nx; i += 17) {
+      uint32_t bits = 0x7fc00000u | (uint32_t)(i + 1);
+      memcpy(&x[i], &bits, sizeof bits);
+    }
+    for (int64_t i = 3; i < nx; i += 11) x[i] = (i & 2) ? -0.0f : 0.0f;
+    for (int64_t i = 1; i < nx; i += 7) dx0[i] = -0.0f;
+    for (int64_t i = 0; i < no; i += 5) dy[i] = -0.0f;
+    float *ref = malloc((size_t)no * sizeof *ref), *got = malloc((size_t)(no + 8) * sizeof *got);
+    float *rdx = xc_copy(dx0, nx), *gdx = xc_copy(dx0, nx), *rrelu = calloc((size_t)nx, sizeof *rrelu);
+    ck_maxpool2d_f32(ref, x, 1, 1, H, W, 2, 2, 2, 2, 0, 0, OH, OW);
+    ck_maxpool2d_backward_f32(rdx, dy, x, 1, 1, H, W, 2, 2, 2, 2, 0, 0, OH, OW);
+    for (int64_t i = 0; i < no + 8; i++) got[i] = 42.0f; /* past the row: must stay */
+    for (int64_t oh = 0; oh < OH; oh++) {
+      ck_x86_maxpool2x2_row_avx2(got + oh * OW, x + 2 * oh * W, x + (2 * oh + 1) * W, OW);
+      ck_x86_maxpool2x2_bwd_row_avx2(gdx + 2 * oh * W, gdx + (2 * oh + 1) * W, x + 2 * oh * W,
+                                     x + (2 * oh + 1) * W, dy + oh * OW, OW);
+    }
+    xc_same(ref, got, no, "avx2 2x2 row", (int)n);
+    for (int64_t i = no; i < no + 8; i++) ck_assert_float_eq(got[i], 42.0f);
+    xc_same(rdx, gdx, nx, "avx2 2x2 bwd row", (int)n);
+    if (!odd) { /* the relu plane: zero, pool backward, where(x > 0, dx, 0) */
+      ck_maxpool2d_backward_f32(rrelu, dy, x, 1, 1, H, W, 2, 2, 2, 2, 0, 0, OH, OW);
+      for (int64_t i = 0; i < nx; i++) rrelu[i] = x[i] > 0.0f ? rrelu[i] : 0.0f;
+      for (int64_t i = 0; i < nx; i++) gdx[i] = (float)i + 0.25f; /* every cell must be set */
+      ck_x86_maxpool2x2_relu_bwd_rows_avx2(gdx, x, dy, W, OH, OW);
+      xc_same(rrelu, gdx, nx, "avx2 2x2 relu bwd rows", (int)n);
+    }
+    free(x), free(dy), free(dx0), free(ref), free(got), free(rdx), free(gdx), free(rrelu);
+  }
+}
+END_TEST
+
 Suite *check_x86_conv_suite(void) {
   Suite *s = suite_create("x86_conv");
   TCase *tc = tcase_create("conv_and_pool");
@@ -416,6 +468,7 @@ Suite *check_x86_conv_suite(void) {
   tcase_add_loop_test(tc, test_conv_backward, 0, XC_NSHAPES * 8);
   tcase_add_test(tc, test_conv_backward_moves);
   tcase_add_loop_test(tc, test_maxpool, 0, (int)(sizeof xc_pool_shapes / sizeof xc_pool_shapes[0]));
+  tcase_add_loop_test(tc, test_maxpool2x2_avx2_rows, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }
