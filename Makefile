@@ -99,7 +99,7 @@ X86_OBJ :=
 ifeq ($(shell uname -m),x86_64)
 X86_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard rt-min/x86/*.c)))
 endif
-X86_CFLAGS = -std=c99 -Wall -Wextra -Werror -O3 -g -Irt-min $(SAN)
+X86_CFLAGS = -std=c99 -Wall -Wextra -Werror -O3 -fno-trapping-math -g -Irt-min $(SAN)
 $(BUILD)/rt-min/x86/%_avx512.o: rt-min/x86/%_avx512.c $(wildcard rt-min/x86/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(X86_CFLAGS) -march=x86-64-v4 -mprefer-vector-width=512 -MMD -MP -c $< -o $@
