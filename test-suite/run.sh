@@ -14,14 +14,16 @@ export PY=/usr/bin/python3
 # Generated projects build one object per source: every `make` the tests run
 # uses all cores (unless the caller's make already passes -j or a jobserver),
 # and every `cc` goes through ccache (Debian's /usr/lib/ccache, installed by
-# scripts/install-deps.sh; cache in build/ccache): the hundreds of projects
-# the suite builds share the same runtime files, compiled once per run.
+# scripts/install-deps.sh; cache in build/ccache, capped at 1 GB): the
+# hundreds of projects the suite builds share the same runtime files, which
+# compile once and are reused after that.
 case " ${MAKEFLAGS:-} " in
   *" -j"*|*jobserver*) ;;
   *) export MAKEFLAGS="${MAKEFLAGS:+$MAKEFLAGS }-j$(nproc 2>/dev/null || echo 2)" ;;
 esac
 if [ -x /usr/lib/ccache/cc ] && [ -z "${CKC_NO_CCACHE:-}" ]; then
-  export PATH="/usr/lib/ccache:$PATH" CCACHE_DIR="${CCACHE_DIR:-$PWD/build/ccache}"
+  export PATH="/usr/lib/ccache:$PATH" CCACHE_DIR="${CCACHE_DIR:-$PWD/build/ccache}" \
+    CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-1G}"
 else
   echo "NOTE: no ccache (/usr/lib/ccache/cc): every generated project compiles from scratch"
 fi
